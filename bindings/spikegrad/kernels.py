@@ -1,0 +1,139 @@
+"""The compiled CPU kernels on NumPy arrays, with the reference's calling convention.
+
+    out = spikegrad.kernels.forward(x, charge="mul", ...)      # like spikegrad.ref.forward
+    grads = spikegrad.kernels.backward(out, grad_output, ...)  # like spikegrad.ref.backward
+
+This is the layer `spikegrad verify` and the tests compare against `spikegrad.ref`; it needs
+NumPy only. It allocates the buffers the kernels write (kernels never allocate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from ._options import DEFAULT_SG_PARAM, check_options
+
+__all__ = ["forward", "backward", "KernelResult", "KernelGrads"]
+
+
+@dataclass
+class KernelResult:
+    output: np.ndarray      # [T, ...]
+    membrane: np.ndarray | None
+    v_last: np.ndarray      # [...]
+    x: np.ndarray
+    options: dict           # every keyword forward was called with, normalised
+    params: dict            # the parameter arrays passed to the kernel
+
+
+@dataclass
+class KernelGrads:
+    x: np.ndarray
+    v_init: np.ndarray | float
+    decay: float
+    threshold: np.ndarray | float
+    sg_param: np.ndarray | float
+
+
+def _dtype_of(x):
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    return x.dtype
+
+
+def _per_step(value, T, dtype, name):
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        return np.full(T, array, dtype=dtype), True
+    if array.shape != (T,):
+        raise ValueError(f"{name} must be a scalar or a length-T vector (T = {T}), "
+                         f"got shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=dtype), False
+
+
+def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=0.0,
+            detach_reset=False, scale="absolute", surrogate="rect", sg_param=None,
+            v_init=None, smooth=False, return_membrane=True, num_threads=0) -> KernelResult:
+    check_options(charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+                  detach_reset=bool(detach_reset), smooth=bool(smooth),
+                  return_membrane=bool(return_membrane))
+    dtype = _dtype_of(x)
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a time axis with T >= 1, got shape {x.shape}")
+    T = x.shape[0]
+    neuron_shape = x.shape[1:]
+    N = int(np.prod(neuron_shape, dtype=np.int64))
+    x2 = np.ascontiguousarray(x.reshape(T, N))
+    if sg_param is None:
+        sg_param = DEFAULT_SG_PARAM[surrogate]
+    theta, theta_scalar = _per_step(threshold, T, dtype, "threshold")
+    p, p_scalar = _per_step(sg_param, T, dtype, "sg_param")
+    if v_init is None:
+        v0 = np.zeros(N, dtype=dtype)
+        v_init_shape = None
+    else:
+        v_init = np.asarray(v_init, dtype=np.float64)
+        if v_init.ndim != 0 and v_init.shape != neuron_shape:
+            raise ValueError(f"v_init must be a scalar or shaped like x[0] {neuron_shape}, "
+                             f"got {v_init.shape}")
+        v_init_shape = v_init.shape
+        v0 = np.ascontiguousarray(np.broadcast_to(v_init, neuron_shape).reshape(N), dtype=dtype)
+
+    output = np.empty((T, N), dtype=dtype)
+    membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
+    v_last = np.empty(N, dtype=dtype)
+    _core.neuron_forward(x2, float(decay), theta, float(v_reset), p, v0, output, membrane,
+                         v_last, charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+                         smooth=bool(smooth), num_threads=num_threads)
+    options = dict(charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+                   smooth=bool(smooth), detach_reset=bool(detach_reset))
+    params = dict(decay=float(decay), v_reset=float(v_reset), threshold=theta, sg_param=p,
+                  v_init=v0, threshold_is_scalar=theta_scalar, sg_param_is_scalar=p_scalar,
+                  v_init_shape=v_init_shape, x2=x2)
+    return KernelResult(
+        output=output.reshape(x.shape),
+        membrane=None if membrane is None else membrane.reshape(x.shape),
+        v_last=v_last.reshape(neuron_shape), x=x, options=options, params=params)
+
+
+def backward(result: KernelResult, grad_output, grad_membrane=None, grad_v_last=None,
+             num_threads=0) -> KernelGrads:
+    x2 = result.params["x2"]
+    T, N = x2.shape
+    dtype = x2.dtype
+
+    def as_buffer(g, shape, name):
+        if g is None:
+            return None
+        g = np.asarray(g)
+        if g.size != int(np.prod(shape)):
+            raise ValueError(f"{name} has {g.size} elements, expected {int(np.prod(shape))}")
+        return np.ascontiguousarray(g.reshape(shape), dtype=dtype)
+
+    grad_x = np.empty((T, N), dtype=dtype)
+    grad_v_init = np.empty(N, dtype=dtype)
+    pr = result.params
+    grad_decay, grad_threshold, grad_sg_param = _core.neuron_backward(
+        x2, pr["decay"], pr["threshold"], pr["v_reset"], pr["sg_param"], pr["v_init"],
+        as_buffer(grad_output, (T, N), "grad_output"),
+        as_buffer(grad_membrane, (T, N), "grad_membrane"),
+        as_buffer(grad_v_last, (N,), "grad_v_last"),
+        grad_x, grad_v_init, num_threads=num_threads, **result.options)
+    neuron_shape = result.x.shape[1:]
+    v_init_shape = pr["v_init_shape"]
+    if v_init_shape == ():
+        g_v_init = float(np.sum(grad_v_init, dtype=np.float64))
+    else:
+        g_v_init = grad_v_init.reshape(neuron_shape)
+    return KernelGrads(
+        x=grad_x.reshape(result.x.shape),
+        v_init=g_v_init,
+        decay=float(grad_decay),
+        threshold=float(np.sum(grad_threshold)) if pr["threshold_is_scalar"] else grad_threshold,
+        sg_param=float(np.sum(grad_sg_param)) if pr["sg_param_is_scalar"] else grad_sg_param,
+    )

@@ -1,0 +1,248 @@
+"""The torch autograd op `spikegrad.neuron`, registered with `torch.library`.
+
+    neuron(x) -> user-facing checks -> spikegrad::neuron_forward   (custom_op, CPU kernel)
+    backward  ->                       spikegrad::neuron_backward  (custom_op, CPU kernel)
+
+Both ops have fake (meta) kernels, so `torch.compile(fullgraph=True)` traces `neuron`
+without graph breaks. Checks on shapes, dtypes and options happen in Python before the op;
+checks on parameter *values* (threshold <= 0, sg_param <= 0, NaN) happen inside the kernel,
+which raises ValueError, so that tracing never branches on data.
+
+The backward recomputes the membrane from x (only x and the small parameters are saved).
+Double backward is not supported.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+try:
+    import torch
+except ModuleNotFoundError as error:  # pragma: no cover - exercised without torch only
+    raise ModuleNotFoundError(
+        "spikegrad.neuron and the torch layers need PyTorch, which is not installed. "
+        "Install it with `pip install 'spikegrad[torch]'` (or `pip install torch`). "
+        "The NumPy reference (spikegrad.ref), the kernels (spikegrad.kernels) and "
+        "`spikegrad verify` work without it."
+    ) from error
+
+from torch import Tensor
+
+from . import _core
+from ._options import DEFAULT_SG_PARAM, check_number, check_options
+
+__all__ = ["neuron", "NeuronOutput"]
+
+
+class NeuronOutput(NamedTuple):
+    output: Tensor               # o[t], shaped like x
+    membrane: Optional[Tensor]   # h[t] (pre-reset), shaped like x; None unless asked for
+    v_last: Tensor               # v[T-1], shaped like x[0]
+
+
+# ---------------------------------------------------------------------------------------
+# The ops: x [T, N]; decay 0-d; threshold, sg_param [T]; v_init [N]; all of x's dtype.
+# ---------------------------------------------------------------------------------------
+
+def _numpy(t: Tensor):
+    return t.detach().contiguous().numpy()
+
+
+def _check_device(x: Tensor):
+    if x.device.type != "cpu":
+        raise NotImplementedError(
+            f"spikegrad.neuron has no kernel for device {x.device.type!r} yet; "
+            "only CPU tensors are supported")
+
+
+@torch.library.custom_op("spikegrad::neuron_forward", mutates_args=())
+def neuron_forward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor,
+                   v_init: Tensor, v_reset: float, charge: str, reset: str, scale: str,
+                   surrogate: str, smooth: bool, detach_reset: bool,
+                   return_membrane: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Returns (output [T, N], membrane [T, N] or [0], v_last [N])."""
+    del detach_reset  # only the backward uses it
+    _check_device(x)
+    T, N = x.shape
+    output = torch.empty((T, N), dtype=x.dtype)
+    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
+    v_last = torch.empty((N,), dtype=x.dtype)
+    _core.neuron_forward(
+        _numpy(x), float(decay), _numpy(threshold), v_reset, _numpy(sg_param),
+        _numpy(v_init), output.numpy(), membrane.numpy() if return_membrane else None,
+        v_last.numpy(), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+        smooth=smooth)
+    return output, membrane, v_last
+
+
+@neuron_forward.register_fake
+def _(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale, surrogate,
+      smooth, detach_reset, return_membrane):
+    T, N = x.shape
+    membrane = x.new_empty((T, N) if return_membrane else (0,))
+    return x.new_empty((T, N)), membrane, x.new_empty((N,))
+
+
+@torch.library.custom_op("spikegrad::neuron_backward", mutates_args=())
+def neuron_backward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor,
+                    v_init: Tensor, grad_output: Optional[Tensor],
+                    grad_membrane: Optional[Tensor], grad_v_last: Optional[Tensor],
+                    v_reset: float, charge: str, reset: str, scale: str, surrogate: str,
+                    smooth: bool, detach_reset: bool
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns (grad_x [T, N], grad_v_init [N], grad_decay 0-d, grad_threshold [T],
+    grad_sg_param [T]), the parameter gradients accumulated in float64, then cast."""
+    _check_device(x)
+    T, N = x.shape
+    grad_x = torch.empty((T, N), dtype=x.dtype)
+    grad_v_init = torch.empty((N,), dtype=x.dtype)
+
+    def optional(g):
+        return None if g is None else _numpy(g)
+
+    grad_decay, grad_threshold, grad_sg_param = _core.neuron_backward(
+        _numpy(x), float(decay), _numpy(threshold), v_reset, _numpy(sg_param),
+        _numpy(v_init), optional(grad_output), optional(grad_membrane),
+        optional(grad_v_last), grad_x.numpy(), grad_v_init.numpy(), charge=charge,
+        reset=reset, scale=scale, surrogate=surrogate, smooth=smooth,
+        detach_reset=detach_reset)
+    return (grad_x, grad_v_init, torch.tensor(grad_decay, dtype=x.dtype),
+            torch.from_numpy(grad_threshold).to(x.dtype),
+            torch.from_numpy(grad_sg_param).to(x.dtype))
+
+
+@neuron_backward.register_fake
+def _(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
+      v_reset, charge, reset, scale, surrogate, smooth, detach_reset):
+    T, N = x.shape
+    return (x.new_empty((T, N)), x.new_empty((N,)), x.new_empty(()), x.new_empty((T,)),
+            x.new_empty((T,)))
+
+
+def _setup_context(ctx, inputs, output):
+    (x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale, surrogate,
+     smooth, detach_reset, return_membrane) = inputs
+    ctx.save_for_backward(x, decay, threshold, sg_param, v_init)
+    ctx.options = dict(v_reset=v_reset, charge=charge, reset=reset, scale=scale,
+                       surrogate=surrogate, smooth=smooth, detach_reset=detach_reset)
+    ctx.set_materialize_grads(False)
+
+
+def _backward(ctx, grad_output, grad_membrane, grad_v_last):
+    x, decay, threshold, sg_param, v_init = ctx.saved_tensors
+    if grad_membrane is not None and grad_membrane.numel() == 0:
+        grad_membrane = None  # return_membrane=False: the [0] placeholder
+    grad_x, grad_v_init, grad_decay, grad_threshold, grad_sg_param = neuron_backward(
+        x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
+        **ctx.options)
+    return (grad_x, grad_decay, grad_threshold, grad_sg_param, grad_v_init,
+            None, None, None, None, None, None, None, None)
+
+
+torch.library.register_autograd("spikegrad::neuron_forward", _backward,
+                                setup_context=_setup_context)
+
+
+# ---------------------------------------------------------------------------------------
+# The public function: every user-facing check, then the op.
+# ---------------------------------------------------------------------------------------
+
+def _parameter(value, name, x, *, per_step=False, scale=None, positive=False):
+    """A float or tensor parameter as a tensor of x's dtype and device: 0-d, or [T] where
+    per_step allows it."""
+    T = x.shape[0]
+    if isinstance(value, Tensor):
+        _check_tensor(value, name, x)
+        if value.dim() == 0:
+            return value
+        if per_step and value.shape == (T,):
+            return value
+        allowed = "a float, a 0-d tensor or a length-T tensor" if per_step else \
+            "a float or a 0-d tensor"
+        raise ValueError(f"{name} must be {allowed} (T = {T}), got shape "
+                         f"{tuple(value.shape)}")
+    number = check_number(name, value, scale=scale, positive=positive)
+    return torch.tensor(number, dtype=x.dtype, device=x.device)
+
+
+def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: str = "hard",
+           v_reset: float = 0.0, detach_reset: bool = False, scale: str = "absolute",
+           surrogate: str = "rect", sg_param=None, v_init=None, smooth: bool = False,
+           return_membrane: bool = False) -> NeuronOutput:
+    """Run a layer of spiking neurons over the T steps of `x` ([T, ...]), SPEC.md 1-5.
+
+    Per step: charge h[t] from v[t-1] and x[t]; fire s[t] = H(z) (or the surrogate's
+    primitive in `smooth` mode); output o[t]; reset v[t]. The backward replaces dH/dz by
+    the surrogate derivative f'(z; sg_param).
+
+    Args:
+        x: input current, [T, ...], float32 or float64.
+        charge: "mul" (h = decay * v + x), "decay_input", "no_decay_input" or "if".
+        decay: the leak factor lam; float or 0-d tensor (differentiable).
+        threshold: float, 0-d tensor or length-T tensor (differentiable).
+        reset: "hard" (to v_reset), "soft" (subtract the threshold) or "none".
+        v_reset: the hard-reset value (and the rest potential of the decay charges).
+        detach_reset: treat the spike inside the reset as a constant in the backward.
+        scale: "absolute" (z = h - theta), "relative" (z = h / theta - 1) or
+            "threshold_robust" (relative, with output theta * s: TrSG).
+        surrogate: "rect", "triangle", "sigmoid" or "atan".
+        sg_param: the surrogate's width or sharpness; float or length-T tensor
+            (differentiable). Default: rect 1, triangle 1, sigmoid 4, atan 2.
+        v_init: the membrane before the first step: None (zeros), a float, a 0-d tensor or
+            a tensor shaped like x[0] (differentiable).
+        smooth: use the surrogate primitive in the forward (a differentiable neuron).
+        return_membrane: also return h[t] (pre-reset), e.g. for a membrane loss.
+
+    Returns:
+        NeuronOutput(output, membrane, v_last); gradients may flow in through all three.
+
+    Inputs that are NaN or infinite inside `x` follow IEEE arithmetic (H(NaN) = 0).
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a time axis with T >= 1 ([T, ...]), got shape "
+                         f"{tuple(x.shape)}")
+    check_options(charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+                  detach_reset=detach_reset, smooth=smooth, return_membrane=return_membrane)
+    v_reset = check_number("v_reset", v_reset)
+    if sg_param is None:
+        sg_param = DEFAULT_SG_PARAM[surrogate]
+
+    T = x.shape[0]
+    neuron_shape = x.shape[1:]
+    N = x[0].numel()
+    decay_t = _parameter(decay, "decay", x)
+    threshold_t = _parameter(threshold, "threshold", x, per_step=True, scale=scale)
+    sg_param_t = _parameter(sg_param, "sg_param", x, per_step=True, positive=True)
+    if v_init is None:
+        v_init_t = x.new_zeros((N,))
+    elif isinstance(v_init, Tensor) and v_init.dim() > 0:
+        if v_init.shape != neuron_shape:
+            raise ValueError(f"v_init must be a float, a 0-d tensor or shaped like x[0] "
+                             f"{tuple(neuron_shape)}, got shape {tuple(v_init.shape)}")
+        v_init_t = _check_tensor(v_init, "v_init", x).reshape(N)
+    else:
+        v_init_t = _parameter(v_init, "v_init", x).expand(N)
+
+    output, membrane, v_last = neuron_forward(
+        x.reshape(T, N), decay_t, threshold_t.expand(T), sg_param_t.expand(T), v_init_t,
+        v_reset, charge, reset, scale, surrogate, smooth, detach_reset, return_membrane)
+    return NeuronOutput(
+        output=output.reshape(x.shape),
+        membrane=membrane.reshape(x.shape) if return_membrane else None,
+        v_last=v_last.reshape(neuron_shape))
+
+
+def _check_tensor(value: Tensor, name: str, x: Tensor) -> Tensor:
+    """A tensor argument must match x in dtype (no silent casts) and device."""
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    if value.dtype != x.dtype:
+        raise TypeError(f"{name} has dtype {value.dtype} but x has {x.dtype}; "
+                        f"cast one of them so that they match")
+    if value.device != x.device:
+        raise ValueError(f"{name} is on {value.device} but x is on {x.device}")
+    return value

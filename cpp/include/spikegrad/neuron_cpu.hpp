@@ -1,0 +1,375 @@
+// spikegrad/neuron_cpu.hpp — the single-level neuron (SPEC 1-5) and its BPTT backward (SPEC 8)
+// on the CPU: fused over T, OpenMP over blocks of neurons, the same bits for any thread count.
+// The C++ twin of pyref/neuron.py. Test: cmake -S . -B build-cpp && cmake --build build-cpp -j2
+// && ctest --test-dir build-cpp; tests/ compare it with spikegrad.ref.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "formulas.hpp"
+#include "options.hpp"
+
+#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER) || defined(__CUDACC__)
+#define SPIKEGRAD_RESTRICT __restrict
+#else
+#define SPIKEGRAD_RESTRICT
+#endif
+
+namespace spikegrad {
+
+// T = timesteps, N = neurons (batch and feature dimensions flattened).
+// Every [T, N] array is time-major and row-major: element (t, n) is at t * N + n.
+template <typename real>
+struct NeuronParams {
+  int64_t T = 0, N = 0;
+  real decay = 0;                   // lam, the leak factor (SPEC 1)
+  real v_reset = 0;                 // the hard-reset potential (SPEC 4), also used by the charge
+  const real* threshold = nullptr;  // theta[t], [T]
+  const real* sg_param = nullptr;   // p[t], [T]
+  const real* v_init = nullptr;     // v[-1], [N]
+};
+
+// Neurons are processed in blocks of kNeuronBlock: the unit of parallel work, of the state
+// kept in local arrays, and of the partial sums of the parameter gradients. It is a constant
+// (not derived from the thread count) so that the float64 sums, made per block and then added
+// in block order, give the same bits for any number of threads.
+inline constexpr int64_t kNeuronBlock = 512;
+
+inline int64_t neuron_num_blocks(int64_t N) { return N <= 0 ? 0 : (N + kNeuronBlock - 1) / kNeuronBlock; }
+
+// Per block: [decay, threshold[0..T), sg_param[0..T)] partial sums.
+inline std::size_t neuron_backward_workspace_size(int64_t T, int64_t N) {
+  if (T <= 0 || N <= 0) return 0;
+  return static_cast<std::size_t>(neuron_num_blocks(N)) * static_cast<std::size_t>(2 * T + 1);
+}
+
+namespace detail {
+inline std::string number_string(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.9g", value);
+  return buffer;
+}
+}  // namespace detail
+
+// The checks of pyref/neuron.py's _check_parameters, in its order, with the Python argument names.
+template <typename real>
+void validate_neuron_params(const NeuronOptions& options, const NeuronParams<real>& params) {
+  if (params.T < 1) {
+    throw std::invalid_argument("x must have a time axis with T >= 1, got T = " + std::to_string(params.T));
+  }
+  if (params.N < 0) throw std::invalid_argument("x must have N >= 0 neurons, got N = " + std::to_string(params.N));
+  if (params.threshold == nullptr) throw std::invalid_argument("threshold must not be null");
+  if (params.sg_param == nullptr) throw std::invalid_argument("sg_param must not be null");
+  if (params.N > 0 && params.v_init == nullptr) throw std::invalid_argument("v_init must not be null");
+  if (std::isnan(params.decay)) throw std::invalid_argument("decay is NaN");
+  for (int64_t t = 0; t < params.T; ++t) {
+    if (std::isnan(params.threshold[t])) throw std::invalid_argument("threshold contains NaN");
+  }
+  for (int64_t t = 0; t < params.T; ++t) {
+    if (std::isnan(params.sg_param[t])) throw std::invalid_argument("sg_param contains NaN");
+  }
+  if (options.scale != Scale::Absolute) {
+    for (int64_t t = 0; t < params.T; ++t) {
+      if (params.threshold[t] <= 0) {
+        throw std::invalid_argument(std::string("threshold must be > 0 for scale='") + to_string(options.scale) +
+                                    "', got " + detail::number_string(static_cast<double>(params.threshold[t])) +
+                                    " at t = " + std::to_string(t));
+      }
+    }
+  }
+  for (int64_t t = 0; t < params.T; ++t) {
+    if (params.sg_param[t] <= 0) {
+      throw std::invalid_argument("sg_param must be > 0, got " + detail::number_string(static_cast<double>(params.sg_param[t])) +
+                                  " at t = " + std::to_string(t));
+    }
+  }
+}
+
+namespace detail {
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+// Runs fn(b) for b in [0, num_blocks), on num_threads OpenMP threads (<= 0: OpenMP's default).
+template <typename F>
+void parallel_for_blocks(int64_t num_blocks, int num_threads, const F& fn) {
+#ifdef _OPENMP
+  int threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+  if (static_cast<int64_t>(threads) > num_blocks) threads = static_cast<int>(num_blocks);
+  if (threads > 1) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t b = 0; b < num_blocks; ++b) fn(b);
+    return;
+  }
+#else
+  (void)num_threads;
+#endif
+  for (int64_t b = 0; b < num_blocks; ++b) fn(b);
+}
+
+// sum(c[0..n)) in float64, in a fixed order: 8 interleaved lanes (lane = i mod 8, so the loop
+// vectorizes without reassociation), then the lanes pairwise.
+template <typename real>
+inline double block_sum(const real* SPIKEGRAD_RESTRICT c, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(c[i + l]);
+  }
+  for (int l = 0; i + l < n; ++l) acc[l] += static_cast<double>(c[i + l]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One timestep of one block of n neurons. The restrict-qualified arguments let the loops
+// vectorize; each calls the formulas of formulas.hpp in pyref/neuron.py's order.
+// ---------------------------------------------------------------------------------------------
+
+// forward: charge -> fire -> output -> reset. v: [n] in v[t-1], out v[t]; h_out receives h[t].
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+inline void forward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+                         real* SPIKEGRAD_RESTRICT o, real* SPIKEGRAD_RESTRICT h_out, real lam, real v_reset,
+                         real theta, real p) {
+  for (int64_t i = 0; i < n; ++i) {
+    const real h = charge<C>(v[i], x[i], lam, v_reset);   // SPEC 1
+    const real z = spike_argument<S>(h, theta);           // SPEC 3
+    const real s = spike<G, Smooth>(z, p);                // SPEC 3: H(z); SPEC 5: F(z) if smooth
+    o[i] = output<S>(s, theta);                           // SPEC 3
+    v[i] = reset<R>(h, s, theta, v_reset);                // SPEC 4
+    h_out[i] = h;
+  }
+}
+
+// The backward's recomputation of the forward: stores v[t-1] (not h) so that the reverse step
+// can rebuild h, z and s from it and x[t] alone, the same bits as the forward made.
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+inline void recompute_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+                           real* SPIKEGRAD_RESTRICT v_prev_out, real lam, real v_reset, real theta, real p) {
+  for (int64_t i = 0; i < n; ++i) {
+    v_prev_out[i] = v[i];
+    const real h = charge<C>(v[i], x[i], lam, v_reset);
+    const real z = spike_argument<S>(h, theta);
+    const real s = spike<G, Smooth>(z, p);
+    v[i] = reset<R>(h, s, theta, v_reset);
+  }
+}
+
+// backward, one step of SPEC 8 in pyref/neuron.py's expression shapes.
+// scratch: in v[t-1], out dL/dx[t]. g_v: in dL/dv[t], out dL/dv[t-1].
+// c_theta, c_p, c_lam: out the per-neuron contributions to dL/dtheta[t], dL/dp[t], dL/dlam.
+// Detach (detach_reset) is a template parameter of this loop only, chosen once per step by the
+// kernel: a select on a run-time bool inside the loop would keep it from vectorizing.
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth, bool Detach>
+inline void backward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT scratch,
+                          const real* SPIKEGRAD_RESTRICT g_out, const real* SPIKEGRAD_RESTRICT g_mem,
+                          real* SPIKEGRAD_RESTRICT g_v, real* SPIKEGRAD_RESTRICT c_theta,
+                          real* SPIKEGRAD_RESTRICT c_p, real* SPIKEGRAD_RESTRICT c_lam, real lam, real v_reset,
+                          real theta, real p) {
+  for (int64_t i = 0; i < n; ++i) {
+    const real v_prev = scratch[i];
+    const real h = charge<C>(v_prev, x[i], lam, v_reset);
+    const real z = spike_argument<S>(h, theta);
+    const real s = spike<G, Smooth>(z, p);
+    const SpikeArgumentPartials<real> dz = spike_argument_partials<S>(h, theta);
+    const real sg = surrogate_derivative<G>(z, p);          // f'(z) in place of dH/dz
+    const real gv = g_v[i];
+
+    real g_s = g_out[i] * output_do_ds<S>(theta);           // SPEC 3
+    if constexpr (!Detach) g_s = g_s + gv * reset_dv_ds<R>(h, theta, v_reset);  // SPEC 4
+    const real g_h = (g_mem[i] + gv * reset_dv_dh<R>(s)) + (g_s * sg) * dz.dh;
+
+    // threshold: through z, through o = theta * s (TrSG), through v = h - theta * s (soft)
+    real g_theta = (g_s * sg) * dz.dtheta;
+    if constexpr (S == Scale::ThresholdRobust) g_theta = g_theta + g_out[i] * s;
+    if constexpr (R == Reset::Soft) g_theta = g_theta - gv * s;
+    c_theta[i] = g_theta;
+    c_p[i] = g_s * surrogate_param_derivative<G>(z, p);    // straight-through primitive rule
+
+    const ChargePartials<real> dh = charge_partials<C>(v_prev, x[i], lam, v_reset);  // SPEC 1
+    scratch[i] = g_h * dh.dx;
+    c_lam[i] = g_h * dh.dlam;
+    g_v[i] = g_h * dh.dv_prev;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels: one compiled variant per (charge, reset, scale, surrogate, smooth)
+// ---------------------------------------------------------------------------------------------
+
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+void neuron_forward_kernel(const NeuronParams<real>& P, const real* x, real* output, real* membrane,
+                           real* v_last, int num_threads) {
+  const int64_t T = P.T, N = P.N;
+  parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
+    const int64_t n0 = b * kNeuronBlock;
+    const int64_t nb = std::min(kNeuronBlock, N - n0);
+    real v[kNeuronBlock];
+    real h_discard[kNeuronBlock];  // where h goes when the membrane is not wanted
+    std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t row = t * N + n0;
+      forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, output + row,
+                                             membrane != nullptr ? membrane + row : h_discard, P.decay,
+                                             P.v_reset, P.threshold[t], P.sg_param[t]);
+    }
+    std::copy(v, v + nb, v_last + n0);
+  });
+}
+
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, const real* x,
+                            const real* grad_output, const real* grad_membrane, const real* grad_v_last,
+                            real* grad_x, real* grad_v_init, double* workspace, int num_threads) {
+  const int64_t T = P.T, N = P.N;
+  const int64_t stride = 2 * T + 1;
+  parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
+    const int64_t n0 = b * kNeuronBlock;
+    const int64_t nb = std::min(kNeuronBlock, N - n0);
+    real v[kNeuronBlock];
+    real g_v[kNeuronBlock];
+    real zeros[kNeuronBlock];  // stands in for an absent grad_output / grad_membrane row
+    real c_theta[kNeuronBlock], c_p[kNeuronBlock], c_lam[kNeuronBlock];
+    std::fill(zeros, zeros + nb, static_cast<real>(0));
+
+    // forward again, keeping v[t-1] in grad_x[t]
+    std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t row = t * N + n0;
+      recompute_step<real, C, R, S, G, Smooth>(nb, x + row, v, grad_x + row, P.decay, P.v_reset,
+                                               P.threshold[t], P.sg_param[t]);
+    }
+
+    // reverse time
+    if (grad_v_last != nullptr) {
+      std::copy(grad_v_last + n0, grad_v_last + n0 + nb, g_v);
+    } else {
+      std::fill(g_v, g_v + nb, static_cast<real>(0));
+    }
+    double* ws = workspace + b * stride;
+    double decay_sum = 0;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t row = t * N + n0;
+      const real* g_out = grad_output != nullptr ? grad_output + row : zeros;
+      const real* g_mem = grad_membrane != nullptr ? grad_membrane + row : zeros;
+      if (detach_reset) {
+        backward_step<real, C, R, S, G, Smooth, true>(nb, x + row, grad_x + row, g_out, g_mem, g_v, c_theta, c_p,
+                                                      c_lam, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+      } else {
+        backward_step<real, C, R, S, G, Smooth, false>(nb, x + row, grad_x + row, g_out, g_mem, g_v, c_theta, c_p,
+                                                       c_lam, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+      }
+      ws[1 + t] = block_sum(c_theta, nb);
+      ws[1 + T + t] = block_sum(c_p, nb);
+      decay_sum += block_sum(c_lam, nb);
+    }
+    ws[0] = decay_sum;
+    std::copy(g_v, g_v + nb, grad_v_init + n0);
+  });
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Launchers
+// ---------------------------------------------------------------------------------------------
+
+// `real` is deduced from NeuronParams alone, so that nullptr can be passed for optional arrays.
+template <typename T>
+struct same_type {
+  using type = T;
+};
+template <typename T>
+using same_t = typename same_type<T>::type;
+
+// x, output: [T, N]. membrane: [T, N] (receives h) or nullptr. v_last: [N] (receives v[T-1]).
+// options.detach_reset is ignored (forward only). num_threads <= 0: OpenMP's default.
+template <typename real>
+void neuron_forward_cpu(const NeuronOptions& options, const NeuronParams<real>& params, const same_t<real>* x,
+                        same_t<real>* output, same_t<real>* membrane, same_t<real>* v_last, int num_threads = 0) {
+  validate_neuron_params(options, params);
+  if (params.N == 0) return;
+  if (x == nullptr) throw std::invalid_argument("x must not be null");
+  if (output == nullptr) throw std::invalid_argument("output must not be null");
+  if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
+  dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
+    constexpr bool smooth = decltype(smooth_c)::value;
+    // Outside smooth mode the forward never looks at the surrogate: share one variant.
+    constexpr Surrogate shape = smooth ? decltype(surrogate_c)::value : Surrogate::Rect;
+    detail::neuron_forward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value,
+                                  decltype(scale_c)::value, shape, smooth>(params, x, output, membrane, v_last,
+                                                                           num_threads);
+  });
+}
+
+// grad_output, grad_membrane: [T, N] or nullptr (zero). grad_v_last: [N] or nullptr (zero).
+// grad_x: [T, N], also the scratch of the recomputed forward (x is the only saved state).
+// grad_v_init: [N]. grad_decay: 1 double; grad_threshold, grad_sg_param: [T] doubles.
+// workspace: neuron_backward_workspace_size(T, N) doubles.
+template <typename real>
+void neuron_backward_cpu(const NeuronOptions& options, const NeuronParams<real>& params, const same_t<real>* x,
+                         const same_t<real>* grad_output, const same_t<real>* grad_membrane,
+                         const same_t<real>* grad_v_last, same_t<real>* grad_x, same_t<real>* grad_v_init,
+                         double* grad_decay, double* grad_threshold, double* grad_sg_param, double* workspace,
+                         int num_threads = 0) {
+  validate_neuron_params(options, params);
+  if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
+  if (grad_threshold == nullptr) throw std::invalid_argument("grad_threshold must not be null");
+  if (grad_sg_param == nullptr) throw std::invalid_argument("grad_sg_param must not be null");
+  const int64_t T = params.T, N = params.N;
+  *grad_decay = 0;
+  std::fill(grad_threshold, grad_threshold + T, 0.0);
+  std::fill(grad_sg_param, grad_sg_param + T, 0.0);
+  if (N == 0) return;
+  if (x == nullptr) throw std::invalid_argument("x must not be null");
+  if (grad_x == nullptr) throw std::invalid_argument("grad_x must not be null");
+  if (grad_v_init == nullptr) throw std::invalid_argument("grad_v_init must not be null");
+  if (workspace == nullptr) throw std::invalid_argument("workspace must not be null");
+  dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
+    detail::neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value,
+                                   decltype(scale_c)::value, decltype(surrogate_c)::value,
+                                   decltype(smooth_c)::value>(params, options.detach_reset, x, grad_output,
+                                                              grad_membrane, grad_v_last, grad_x, grad_v_init,
+                                                              workspace, num_threads);
+  });
+  // the per-block partial sums, added in block order
+  const int64_t stride = 2 * T + 1;
+  for (int64_t b = 0; b < neuron_num_blocks(N); ++b) {
+    const double* ws = workspace + b * stride;
+    *grad_decay += ws[0];
+    for (int64_t t = 0; t < T; ++t) {
+      grad_threshold[t] += ws[1 + t];
+      grad_sg_param[t] += ws[1 + T + t];
+    }
+  }
+}
+
+// A program that compiles the kernels in their own translation units (the Python module does,
+// to build in parallel) defines SPIKEGRAD_NEURON_CPU_EXTERN before including this header and
+// instantiates them elsewhere with SPIKEGRAD_INSTANTIATE_NEURON_CPU(float) etc.
+#define SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(real)                                                        \
+  void neuron_forward_cpu<real>(const NeuronOptions&, const NeuronParams<real>&, const real*, real*, real*, \
+                                real*, int)
+#define SPIKEGRAD_NEURON_BACKWARD_CPU_SIGNATURE(real)                                                         \
+  void neuron_backward_cpu<real>(const NeuronOptions&, const NeuronParams<real>&, const real*, const real*,   \
+                                 const real*, const real*, real*, real*, double*, double*, double*, double*, \
+                                 int)
+
+#ifdef SPIKEGRAD_NEURON_CPU_EXTERN
+extern template SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(float);
+extern template SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(double);
+extern template SPIKEGRAD_NEURON_BACKWARD_CPU_SIGNATURE(float);
+extern template SPIKEGRAD_NEURON_BACKWARD_CPU_SIGNATURE(double);
+#endif
+
+}  // namespace spikegrad

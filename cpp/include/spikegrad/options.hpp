@@ -1,0 +1,186 @@
+// spikegrad/options.hpp — the neuron's option enums (SPEC 1, 3, 4, 5), their string names, and
+// the one place where run-time options become the template parameters of the kernels.
+// Test: cpp/tests/test_formulas.cpp ("invalid options throw").
+#pragma once
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace spikegrad {
+
+// ---------------------------------------------------------------------------------------------
+// The options. Strings at the Python surface, these enums in C++, template parameters in kernels.
+// ---------------------------------------------------------------------------------------------
+
+enum class Charge { Mul, DecayInput, NoDecayInput, IF };    // SPEC 1: how h[t] is charged
+enum class Reset { Hard, Soft, None };                      // SPEC 4: how v[t] is made from h[t]
+enum class Scale { Absolute, Relative, ThresholdRobust };   // SPEC 3: z and the output o
+enum class Surrogate { Rect, Triangle, Sigmoid, Atan };     // SPEC 5: f'(z; p) and F(z; p)
+
+struct NeuronOptions {
+  Charge charge = Charge::Mul;
+  Reset reset = Reset::Hard;
+  Scale scale = Scale::Absolute;
+  Surrogate surrogate = Surrogate::Rect;
+  bool smooth = false;        // forward uses s = F(z) instead of H(z) (SPEC 5, smooth mode)
+  bool detach_reset = false;  // backward only: the s inside the reset is a constant (SPEC 4)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Names. The tables spell the same strings as pyref/formulas.py (CHARGES, RESETS, ...).
+// ---------------------------------------------------------------------------------------------
+
+namespace detail {
+
+template <typename E>
+struct OptionName {
+  std::string_view name;
+  E value;
+};
+
+inline constexpr OptionName<Charge> kCharges[] = {
+    {"mul", Charge::Mul},
+    {"decay_input", Charge::DecayInput},
+    {"no_decay_input", Charge::NoDecayInput},
+    {"if", Charge::IF}};
+inline constexpr OptionName<Reset> kResets[] = {
+    {"hard", Reset::Hard}, {"soft", Reset::Soft}, {"none", Reset::None}};
+inline constexpr OptionName<Scale> kScales[] = {
+    {"absolute", Scale::Absolute},
+    {"relative", Scale::Relative},
+    {"threshold_robust", Scale::ThresholdRobust}};
+inline constexpr OptionName<Surrogate> kSurrogates[] = {
+    {"rect", Surrogate::Rect},
+    {"triangle", Surrogate::Triangle},
+    {"sigmoid", Surrogate::Sigmoid},
+    {"atan", Surrogate::Atan}};
+
+// "charge must be one of 'mul', 'decay_input', 'no_decay_input', 'if'; got 'foo'"
+// (the message of bindings/spikegrad/_options.py).
+template <typename E, std::size_t K>
+E parse_option(const char* option, std::string_view value, const OptionName<E> (&table)[K]) {
+  for (const auto& entry : table) {
+    if (entry.name == value) return entry.value;
+  }
+  std::string message = std::string(option) + " must be one of ";
+  for (std::size_t k = 0; k < K; ++k) {
+    if (k > 0) message += ", ";
+    message += "'" + std::string(table[k].name) + "'";
+  }
+  message += "; got '" + std::string(value) + "'";
+  throw std::invalid_argument(message);
+}
+
+template <typename E, std::size_t K>
+const char* option_name(E value, const OptionName<E> (&table)[K]) {
+  for (const auto& entry : table) {
+    if (entry.value == value) return entry.name.data();
+  }
+  return "?";
+}
+
+}  // namespace detail
+
+inline Charge parse_charge(std::string_view s) { return detail::parse_option("charge", s, detail::kCharges); }
+inline Reset parse_reset(std::string_view s) { return detail::parse_option("reset", s, detail::kResets); }
+inline Scale parse_scale(std::string_view s) { return detail::parse_option("scale", s, detail::kScales); }
+inline Surrogate parse_surrogate(std::string_view s) {
+  return detail::parse_option("surrogate", s, detail::kSurrogates);
+}
+
+inline const char* to_string(Charge c) { return detail::option_name(c, detail::kCharges); }
+inline const char* to_string(Reset r) { return detail::option_name(r, detail::kResets); }
+inline const char* to_string(Scale s) { return detail::option_name(s, detail::kScales); }
+inline const char* to_string(Surrogate g) { return detail::option_name(g, detail::kSurrogates); }
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch: run-time options -> template parameters, in this one place (in the spirit of
+// flash-attention's static_switch.h).
+//
+//   dispatch_neuron(options, [&](auto charge, auto reset, auto scale, auto surrogate, auto smooth) {
+//     kernel<decltype(charge)::value, decltype(reset)::value, ...>(...);
+//   });
+//
+// calls the functor with one std::integral_constant per option, so each combination of
+// (charge, reset, scale, surrogate, smooth) is its own compiled kernel: 4 x 3 x 3 x 4 x 2 = 288.
+// detach_reset is not dispatched here: it changes one term of the backward's inner loop, so the
+// backward kernel picks between two instantiations of that loop only (neuron_cpu.hpp,
+// backward_step), instead of doubling every backward kernel and the build time.
+// ---------------------------------------------------------------------------------------------
+
+template <Charge C> using ChargeConstant = std::integral_constant<Charge, C>;
+template <Reset R> using ResetConstant = std::integral_constant<Reset, R>;
+template <Scale S> using ScaleConstant = std::integral_constant<Scale, S>;
+template <Surrogate G> using SurrogateConstant = std::integral_constant<Surrogate, G>;
+template <bool B> using BoolConstant = std::integral_constant<bool, B>;
+
+template <typename F>
+void dispatch_charge(Charge c, F&& f) {
+  switch (c) {
+    case Charge::Mul: f(ChargeConstant<Charge::Mul>{}); return;
+    case Charge::DecayInput: f(ChargeConstant<Charge::DecayInput>{}); return;
+    case Charge::NoDecayInput: f(ChargeConstant<Charge::NoDecayInput>{}); return;
+    case Charge::IF: f(ChargeConstant<Charge::IF>{}); return;
+  }
+  throw std::invalid_argument("charge: invalid enum value");
+}
+
+template <typename F>
+void dispatch_reset(Reset r, F&& f) {
+  switch (r) {
+    case Reset::Hard: f(ResetConstant<Reset::Hard>{}); return;
+    case Reset::Soft: f(ResetConstant<Reset::Soft>{}); return;
+    case Reset::None: f(ResetConstant<Reset::None>{}); return;
+  }
+  throw std::invalid_argument("reset: invalid enum value");
+}
+
+template <typename F>
+void dispatch_scale(Scale s, F&& f) {
+  switch (s) {
+    case Scale::Absolute: f(ScaleConstant<Scale::Absolute>{}); return;
+    case Scale::Relative: f(ScaleConstant<Scale::Relative>{}); return;
+    case Scale::ThresholdRobust: f(ScaleConstant<Scale::ThresholdRobust>{}); return;
+  }
+  throw std::invalid_argument("scale: invalid enum value");
+}
+
+template <typename F>
+void dispatch_surrogate(Surrogate g, F&& f) {
+  switch (g) {
+    case Surrogate::Rect: f(SurrogateConstant<Surrogate::Rect>{}); return;
+    case Surrogate::Triangle: f(SurrogateConstant<Surrogate::Triangle>{}); return;
+    case Surrogate::Sigmoid: f(SurrogateConstant<Surrogate::Sigmoid>{}); return;
+    case Surrogate::Atan: f(SurrogateConstant<Surrogate::Atan>{}); return;
+  }
+  throw std::invalid_argument("surrogate: invalid enum value");
+}
+
+template <typename F>
+void dispatch_bool(bool b, F&& f) {
+  if (b) {
+    f(BoolConstant<true>{});
+  } else {
+    f(BoolConstant<false>{});
+  }
+}
+
+// The neuron's dispatch: f(charge, reset, scale, surrogate, smooth), each an integral_constant.
+template <typename F>
+void dispatch_neuron(const NeuronOptions& options, F&& f) {
+  dispatch_charge(options.charge, [&](auto charge) {
+    dispatch_reset(options.reset, [&](auto reset) {
+      dispatch_scale(options.scale, [&](auto scale) {
+        dispatch_surrogate(options.surrogate, [&](auto surrogate) {
+          dispatch_bool(options.smooth, [&](auto smooth) { f(charge, reset, scale, surrogate, smooth); });
+        });
+      });
+    });
+  });
+}
+
+}  // namespace spikegrad

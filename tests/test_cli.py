@@ -1,0 +1,52 @@
+"""`spikegrad verify`: passes on the real kernels, and fails when a kernel is wrong."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from spikegrad import cli, kernels
+
+
+def test_verify_passes_and_prints_every_variant(capsys):
+    assert cli.main(["verify", "--cases", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.endswith(("PASS", "FAIL"))]
+    assert len(rows) == 4 * 3 * 3 * 4
+    assert all(row.endswith("PASS") for row in rows)
+    assert "144 passed, 0 failed" in out
+
+
+def test_verify_fails_on_a_wrong_forward(monkeypatch, capsys):
+    real_forward = kernels.forward
+
+    def off_by_one_ulp(*args, **kwargs):
+        result = real_forward(*args, **kwargs)
+        if result.membrane is not None and kwargs.get("charge") == "if":
+            result.membrane[...] = np.nextafter(result.membrane, np.inf)
+        return result
+
+    monkeypatch.setattr(kernels, "forward", off_by_one_ulp)
+    assert cli.main(["verify", "--cases", "1", "--failures-only"]) == 1
+    out = capsys.readouterr().out
+    failing = [line for line in out.splitlines() if line.endswith("FAIL")]
+    assert failing and all(line.startswith("if ") for line in failing)
+
+
+def test_verify_fails_on_a_wrong_backward(monkeypatch, capsys):
+    real_backward = kernels.backward
+
+    def halved_threshold_gradient(*args, **kwargs):
+        grads = real_backward(*args, **kwargs)
+        grads.threshold = np.asarray(grads.threshold) * 0.5
+        return grads
+
+    monkeypatch.setattr(kernels, "backward", halved_threshold_gradient)
+    assert cli.main(["verify", "--cases", "1", "--failures-only"]) == 1
+
+
+def test_console_script_runs_without_torch_imported():
+    code = ("import sys, spikegrad.cli as c; rc = c.main(['verify', '--cases', '1']); "
+            "assert 'torch' not in sys.modules, 'verify imported torch'; sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
