@@ -246,42 +246,20 @@ def error_scale(result: NeuronResult, grad_output, grad_membrane=None, grad_v_la
     Used by spikegrad.testing.compare; returns a NeuronGrads of float64 magnitudes.
     """
     r = result
-    opt = r.options
     T = r.x.shape[0]
-    a = np.abs
 
     def upstream(g, like):
-        return np.zeros(like.shape) if g is None else a(np.asarray(g, dtype=np.float64))
+        return np.zeros(like.shape) if g is None else np.abs(np.asarray(g, dtype=np.float64))
 
     m_out = upstream(grad_output, r.x)
     m_mem = upstream(grad_membrane, r.x)
     m_v = upstream(grad_v_last, r.v_last)
     m_x = np.empty(r.x.shape)
     m_decay, m_threshold, m_sg_param = 0.0, np.zeros(T), np.zeros(T)
-    for t in reversed(range(T)):
-        theta, p = r.threshold[t], r.sg_param[t]
-        h, s, v_prev = r.membrane[t], r.spike[t], r.v_prev[t]
-        z = F.spike_argument(opt.scale, h, theta)
-        dz_dh, dz_dtheta = (a(d) for d in F.spike_argument_partials(opt.scale, h, theta))
-        surrogate = a(F.surrogate_derivative(opt.surrogate, z, p))
-        do_ds = a(theta) if opt.scale == "threshold_robust" else 1.0
-        m_s = m_out[t] * do_ds
-        if not opt.detach_reset:
-            m_s = m_s + m_v * a(F.reset_dv_ds(opt.reset, h, theta, r.v_reset))
-        m_h = m_mem[t] + m_v * a(F.reset_dv_dh(opt.reset, s)) + m_s * surrogate * dz_dh
-        m_theta = m_s * surrogate * dz_dtheta
-        if opt.scale == "threshold_robust":
-            m_theta = m_theta + m_out[t] * a(s)
-        if opt.reset == "soft":
-            m_theta = m_theta + m_v * a(s)
-        m_threshold[t] = m_theta.sum()
-        m_sg_param[t] = (m_s * a(F.surrogate_param_derivative(opt.surrogate, z, p))).sum()
-        dh_dx, dh_dv_prev, dh_dlam = (a(d) for d in F.charge_partials(
-            opt.charge, v_prev, r.x[t], r.decay, r.v_reset))
-        m_x[t] = m_h * dh_dx
-        m_decay += float((m_h * dh_dlam).sum())
-        m_v = m_h * dh_dv_prev
-
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in reversed(range(T)):
+            m_v, m_decay = _error_scale_step(r, t, m_out, m_mem, m_v, m_x, m_threshold,
+                                             m_sg_param, m_decay)
     return NeuronGrads(
         x=m_x,
         v_init=_reduce_like(m_v, r.v_init_shape),
@@ -289,3 +267,41 @@ def error_scale(result: NeuronResult, grad_output, grad_membrane=None, grad_v_la
         threshold=float(m_threshold.sum()) if r.threshold_is_scalar else m_threshold,
         sg_param=float(m_sg_param.sum()) if r.sg_param_is_scalar else m_sg_param,
     )
+
+
+def _error_scale_step(r, t, m_out, m_mem, m_v, m_x, m_threshold, m_sg_param, m_decay):
+    """One reverse step of error_scale; writes m_x[t], m_threshold[t], m_sg_param[t].
+    A partial derivative that is itself a difference (1 - lam, v_reset - h, ...) counts
+    with the sum of its terms' magnitudes: another backend may distribute the product."""
+    opt = r.options
+    a = np.abs
+    theta, p = r.threshold[t], r.sg_param[t]
+    h, s, v_prev, x = r.membrane[t], r.spike[t], r.v_prev[t], r.x[t]
+    lam, v_reset = a(r.decay), a(r.v_reset)
+    z = F.spike_argument(opt.scale, h, theta)
+    dz_dh, dz_dtheta = (a(d) for d in F.spike_argument_partials(opt.scale, h, theta))
+    surrogate = a(F.surrogate_derivative(opt.surrogate, z, p))
+    do_ds = a(theta) if opt.scale == "threshold_robust" else 1.0
+    dv_ds = {"hard": v_reset + a(h), "soft": a(theta), "none": 0.0}[opt.reset]
+    dv_dh = 1 + a(s) if opt.reset == "hard" else 1.0
+    dh_dx, dh_dv_prev, dh_dlam = {
+        "mul": (1.0, lam, a(v_prev)),
+        "decay_input": (lam, 1 + lam, a(x) + a(v_prev) + v_reset),
+        "no_decay_input": (1.0, 1 + lam, a(v_prev) + v_reset),
+        "if": (1.0, 1.0, 0.0),
+    }[opt.charge]
+
+    m_s = m_out[t] * do_ds
+    if not opt.detach_reset:
+        m_s = m_s + m_v * dv_ds
+    m_h = m_mem[t] + m_v * dv_dh + m_s * surrogate * dz_dh
+    m_theta = m_s * surrogate * dz_dtheta
+    if opt.scale == "threshold_robust":
+        m_theta = m_theta + m_out[t] * a(s)
+    if opt.reset == "soft":
+        m_theta = m_theta + m_v * a(s)
+    m_threshold[t] = m_theta.sum()
+    m_sg_param[t] = (m_s * a(F.surrogate_param_derivative(opt.surrogate, z, p))).sum()
+    m_x[t] = m_h * dh_dx
+    m_decay += float((m_h * dh_dlam).sum())
+    return m_h * dh_dv_prev, m_decay

@@ -60,7 +60,7 @@ def check_against_reference(case, seed, which=("output", "membrane", "v_last")):
                      dtype=dtype, T=T, magnitude=getattr(scale, name))
 
 
-@settings(max_examples=examples(400))
+@settings(max_examples=examples(1500))
 @given(case=sgst.neuron_case(), seed=st.integers(0, 2**32 - 1),
        which=st.sets(st.sampled_from(["output", "membrane", "v_last"]), min_size=1))
 @example(case=_edge_case(np.float32), seed=0, which={"output"})

@@ -50,7 +50,7 @@ def _grads_of(outputs, leaves, upstream):
             for n, g in zip(names, grads)}
 
 
-@settings(max_examples=examples(120))
+@settings(max_examples=examples(400))
 @given(case=sgst.neuron_case(shape=sgst.shapes(max_T=10, max_N=300)),
        seed=st.integers(0, 2**32 - 1))
 def test_op_matches_reference(case, seed):
@@ -85,7 +85,7 @@ def test_op_matches_reference(case, seed):
                      magnitude=getattr(scale, name))
 
 
-@settings(max_examples=examples(120))
+@settings(max_examples=examples(400))
 @given(case=sgst.neuron_case(
     option_strategy=sgst.options(smooth=st.just(False)),
     shape=sgst.shapes(max_T=8, max_N=64), dtype=st.just(np.float64)),

@@ -42,7 +42,7 @@ def _finite_difference(loss, name, value):
     return grad
 
 
-@settings(max_examples=examples(150))
+@settings(max_examples=examples(400))
 @given(case=sgst.neuron_case(
     option_strategy=sgst.options(surrogates=("sigmoid", "atan"), smooth=st.just(True),
                                  detach_reset=st.just(False)),
