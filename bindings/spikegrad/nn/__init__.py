@@ -1,0 +1,10 @@
+"""spikegrad.nn — torch.nn layers for the seed methods, on the fused kernels (needs PyTorch).
+
+Every layer takes a whole window `[T, B, ...]` per call, starting from its initial membrane,
+keeps its state in buffers (saved in `state_dict`) and records, when asked, the diagnostics
+the papers plot (see `SpikingLayer`).
+"""
+
+from ._base import SpikingLayer
+
+__all__ = ["SpikingLayer"]
