@@ -9,12 +9,17 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("hypothesis")
 
 from spikegrad.testing import assert_neuron_matches  # noqa: E402
+from spikegrad.testing import strategies as sgst  # noqa: E402
 from spikegrad.testing.checker import MUTATIONS  # noqa: E402
+
+from conftest import examples  # noqa: E402
 
 
 def _surrogate(shape, z, p):
@@ -137,6 +142,30 @@ def test_a_correct_neuron_passes(name):
     assert_neuron_matches(user_neuron, max_examples=60, **options)
 
 
+@settings(max_examples=examples(12), suppress_health_check=[HealthCheck.nested_given])
+@given(options=sgst.options(smooth=st.just(False)),
+       threshold=st.sampled_from([1.0, 0.5, 1e-3, 1e3, -0.25]),
+       decay=st.sampled_from([0.0, 0.2, 0.25, 1.0]), v_reset=st.sampled_from([0.0, -0.5]),
+       tensors=st.sets(st.sampled_from(["decay", "threshold", "sg_param", "v_init"])),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+@example(options=dict(charge="mul", reset="hard", scale="absolute", surrogate="rect",
+                      smooth=False, detach_reset=False),
+         threshold=1e3, decay=0.0, v_reset=0.0, tensors={"threshold"}, dtype=torch.float64)
+@example(options=dict(charge="decay_input", reset="soft", scale="threshold_robust",
+                      surrogate="sigmoid", smooth=False, detach_reset=True),
+         threshold=1e-3, decay=1.0, v_reset=-0.5, tensors={"decay", "threshold", "sg_param",
+                                                           "v_init"}, dtype=torch.float32)
+def test_a_correct_neuron_passes_for_any_variant(options, threshold, decay, v_reset, tensors,
+                                                 dtype):
+    assume(threshold > 0 or options["scale"] == "absolute")
+    claim = dict(options, threshold=threshold, decay=decay, v_reset=v_reset, v_init=0.25)
+    del claim["smooth"]
+    claim = _with_tensors(claim, sorted(tensors), dtype)
+    if "v_init" not in tensors:
+        claim["v_init"] = 0.25
+    assert_neuron_matches(user_neuron, max_examples=15, dtype=dtype, **claim)
+
+
 def test_a_correct_neuron_passes_in_float32_with_per_step_parameters():
     options = dict(charge="mul", reset="soft", surrogate="sigmoid", decay=_tensor(0.5,
                    torch.float32), threshold=_tensor([1.0, 0.5, 2.0], torch.float32),
@@ -251,3 +280,133 @@ def test_a_wrong_output_shape_is_an_error():
 def test_a_wrong_output_dtype_is_reported():
     with pytest.raises(AssertionError, match="fn returned dtype float32"):
         assert_neuron_matches(lambda x, **kw: user_neuron(x.float(), **kw), max_examples=5)
+
+
+# --------------------------------------------------------------------------------------
+# SpikingJelly's LIFNode (docs/testing.md): the real one when installed, and a transcription
+# of its torch-backend expressions (spikingjelly.activation_based, neuron.LIFNode and
+# surrogate.Sigmoid / surrogate.ATan) so that the walkthrough's claims are tested everywhere.
+# --------------------------------------------------------------------------------------
+
+class _SigmoidSurrogate(torch.autograd.Function):
+    """surrogate.Sigmoid: heaviside forward, grad * (1 - sg) * sg * alpha backward."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x >= 0).to(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        sgax = (ctx.saved_tensors[0] * ctx.alpha).sigmoid_()
+        return grad_output * (1. - sgax) * sgax * ctx.alpha, None
+
+
+def spikingjelly_style_lif(x_seq, tau=2.0, v_threshold=1.0, v_reset=0.0, alpha=4.0,
+                           detach_reset=False):
+    """LIFNode(decay_input=True, step_mode='m', backend='torch') in training mode."""
+    v = torch.full_like(x_seq[0], v_reset)
+    spikes = []
+    for x in x_seq:
+        if v_reset == 0.:
+            v = v + (x - v) / tau                                   # decay_input, reset0
+        else:
+            v = v + (x - (v - v_reset)) / tau
+        spike = _SigmoidSurrogate.apply(v - v_threshold, alpha)
+        spike_d = spike.detach() if detach_reset else spike
+        v = (1. - spike_d) * v + spike_d * v_reset                  # jit_hard_reset
+        spikes.append(spike)
+    return torch.stack(spikes)
+
+
+WALKTHROUGH_CLAIM = dict(charge="decay_input", decay=0.5, threshold=1.0, reset="hard",
+                         v_reset=0.0, surrogate="sigmoid", sg_param=4.0, detach_reset=False)
+
+
+def test_walkthrough_claim_holds_for_the_spikingjelly_transcription():
+    assert_neuron_matches(lambda x, **_: spikingjelly_style_lif(x), max_examples=100,
+                          **WALKTHROUGH_CLAIM)
+
+
+def test_walkthrough_catches_a_detached_reset_in_the_transcription():
+    with pytest.raises(AssertionError) as caught:
+        assert_neuron_matches(lambda x, **_: spikingjelly_style_lif(x, detach_reset=True),
+                              max_examples=100, **WALKTHROUGH_CLAIM)
+    assert "points to the reset path" in str(caught.value)
+    assert "detaches the spike inside the reset" in str(caught.value)
+
+
+def test_walkthrough_with_spikingjelly():
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import neuron, surrogate
+
+    node = neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0,
+                          surrogate_function=surrogate.Sigmoid(alpha=4.0),
+                          detach_reset=False, step_mode="m", backend="torch")
+
+    def lif(x, **options):
+        node.reset()
+        return node(x)
+
+    assert_neuron_matches(lif, max_examples=100, **WALKTHROUGH_CLAIM)
+    node.detach_reset = True
+    with pytest.raises(AssertionError, match="points to the reset path"):
+        assert_neuron_matches(lif, max_examples=100, **WALKTHROUGH_CLAIM)
+
+
+# --------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------
+
+USER_MODULE = '''
+import torch
+
+def if_neuron(x, threshold=1.0, **options):
+    """integrate-and-fire, hard reset, rect surrogate of width 1"""
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z):
+            ctx.save_for_backward(z)
+            return (z >= 0).to(z.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            (z,) = ctx.saved_tensors
+            return g * (z.abs() < 0.5).to(z.dtype)
+
+    v, out = torch.zeros_like(x[0]), []
+    for t in range(x.shape[0]):
+        h = v + x[t]
+        s = Spike.apply(h - threshold)
+        v = h * (1 - s)
+        out.append(s)
+    return torch.stack(out)
+'''
+
+
+def test_cli_verify_against_passes_and_fails(tmp_path, monkeypatch, capsys):
+    from spikegrad import cli
+
+    (tmp_path / "my_neurons.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["verify", "--against", "my_neurons:if_neuron", "--max-examples", "30"]
+    assert cli.main(argv + ["--options", '{"charge": "if", "reset": "hard"}',
+                            "--grad", "threshold"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    # claimed as a leaky neuron: the charge differs, the leak path is named
+    assert cli.main(argv + ["--options", '{"charge": "mul", "decay": 0.5}']) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "points to the leak path" in out and "charge='if'" in out
+
+
+def test_cli_verify_against_reports_bad_arguments(capsys):
+    from spikegrad import cli
+
+    assert cli.main(["verify", "--against", "no_colon"]) == 2
+    assert "package.module:function" in capsys.readouterr().err
+    assert cli.main(["verify", "--against", "math:sqrt", "--options", "[1]"]) == 2
+    assert "JSON object" in capsys.readouterr().err
+    assert cli.main(["verify", "--against", "math:sqrt", "--grad", "tau"]) == 2
+    assert "--grad" in capsys.readouterr().err

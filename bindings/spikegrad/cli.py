@@ -1,6 +1,8 @@
 """The `spikegrad` command line.
 
     spikegrad verify      check every compiled kernel variant against the NumPy reference
+    spikegrad verify --against package.module:function --options '{"charge": "mul"}'
+                          check your own neuron (spikegrad.testing.assert_neuron_matches)
 """
 
 from __future__ import annotations
@@ -105,6 +107,35 @@ def cmd_verify(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_verify_against(args) -> int:
+    """`verify --against`: the user's neuron through assert_neuron_matches."""
+    from .testing.checker import load_callable, options_from_json
+
+    try:
+        fn = load_callable(args.against)
+        options = options_from_json(args.options, args.grad, args.dtype)
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        print(f"spikegrad verify: {error}", file=sys.stderr)
+        return 2
+    from .testing import assert_neuron_matches
+
+    print(f"spikegrad verify: {args.against} against spikegrad.ref, "
+          f"{args.max_examples} hypothesis examples, options {args.options}")
+    start = time.perf_counter()
+    try:
+        assert_neuron_matches(fn, max_examples=args.max_examples, **options)
+    except AssertionError as failure:
+        print(f"FAIL ({time.perf_counter() - start:.1f} s)\n{failure}")
+        return 1
+    print(f"PASS: forward exact, gradients within the bound "
+          f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _verify(args) -> int:
+    return cmd_verify_against(args) if args.against else cmd_verify(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="spikegrad", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,7 +146,20 @@ def main(argv=None) -> int:
                         help="random cases per variant, dtype and mode (default 2)")
     verify.add_argument("--failures-only", action="store_true",
                         help="print only the variants that fail")
-    verify.set_defaults(func=cmd_verify)
+    verify.add_argument("--against", metavar="MODULE:FUNCTION",
+                        help="check this neuron function fn(x, **options) instead of the "
+                             "compiled kernels (needs torch and hypothesis)")
+    verify.add_argument("--options", default="{}",
+                        help="with --against: the spikegrad.neuron keywords it claims, as "
+                             "JSON (default {})")
+    verify.add_argument("--grad", default="",
+                        help="with --against: comma-separated parameters (decay, threshold, "
+                             "sg_param, v_init) to pass as tensors and check gradients of")
+    verify.add_argument("--dtype", choices=("float32", "float64"), default="float64",
+                        help="with --against: the dtype of x (default float64)")
+    verify.add_argument("--max-examples", type=int, default=200,
+                        help="with --against: hypothesis examples (default 200)")
+    verify.set_defaults(func=_verify)
     args = parser.parse_args(argv)
     return args.func(args)
 

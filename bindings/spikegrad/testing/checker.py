@@ -37,7 +37,8 @@ from .._options import CHARGES, DEFAULT_SG_PARAM, RESETS, SCALES, SURROGATES, ch
 from ..ref import formulas as F
 from . import compare
 
-__all__ = ["assert_neuron_matches", "Mutation", "MUTATIONS"]
+__all__ = ["assert_neuron_matches", "Mutation", "MUTATIONS", "load_callable",
+           "options_from_json"]
 
 NUMBER_OPTIONS = ("decay", "threshold", "sg_param", "v_init", "v_reset")
 DIFFERENTIABLE = ("decay", "threshold", "sg_param", "v_init")
@@ -791,3 +792,55 @@ def _message(failures, claim, rtol, atol, extra=()):
 def _show(array):
     return np.array2string(np.asarray(array), precision=17, separator=", ",
                            max_line_width=100, threshold=64).replace("\n", "\n      ")
+
+
+# --------------------------------------------------------------------------------------
+# For the command line: `spikegrad verify --against module:function --options JSON`
+# --------------------------------------------------------------------------------------
+
+def load_callable(spec):
+    """'package.module:function' (or 'module:Class.attribute') -> the object. The current
+    directory is importable, as with `python -m`."""
+    import importlib
+    import os
+    import sys
+
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"--against must be 'package.module:function', got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    target = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{spec} is not callable")
+    return target
+
+
+def options_from_json(text, grad="", dtype="float64"):
+    """The keyword arguments of assert_neuron_matches from the CLI's --options JSON; the
+    parameters named in `grad` (comma-separated) become tensors of `dtype`."""
+    import json
+
+    import torch
+
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--options is not valid JSON: {error}") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"--options must be a JSON object, got {text!r}")
+    tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    names = [name.strip() for name in grad.split(",") if name.strip()]
+    for name in names:
+        if name not in DIFFERENTIABLE:
+            raise ValueError(f"--grad names one of {DIFFERENTIABLE}, got {name!r}")
+        default = {"decay": 0.2, "threshold": 1.0, "v_init": 0.0,
+                   "sg_param": DEFAULT_SG_PARAM.get(options.get("surrogate", "rect"))}[name]
+        value = options.get(name, default)
+        if value is None:
+            value = default
+        options[name] = torch.tensor(value, dtype=tdtype)
+    options["dtype"] = tdtype
+    return options
