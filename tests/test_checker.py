@@ -410,3 +410,14 @@ def test_cli_verify_against_reports_bad_arguments(capsys):
     assert "JSON object" in capsys.readouterr().err
     assert cli.main(["verify", "--against", "math:sqrt", "--grad", "tau"]) == 2
     assert "--grad" in capsys.readouterr().err
+
+
+def test_the_walkthrough_message_in_the_docs_is_what_the_checker_prints():
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "testing.md").read_text()
+    shown = doc.split("```\nAssertionError: ")[1].split("\n```")[0]
+    with pytest.raises(AssertionError) as caught:
+        assert_neuron_matches(lambda x, **_: spikingjelly_style_lif(x, detach_reset=True),
+                              **WALKTHROUGH_CLAIM)
+    assert str(caught.value) == shown

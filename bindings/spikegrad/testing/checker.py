@@ -765,7 +765,7 @@ def _message(failures, claim, rtol, atol, extra=()):
     lines.append(f"  expected output = {_show(expected.output)}")
     if stage == "forward":
         lines.append(f"  actual output   = {_show(observed.output)}")
-        lines.append(f"  expected membrane h (pre-reset) = {_show(expected.membrane)}")
+    lines.append(f"  expected membrane h (pre-reset) = {_show(expected.membrane)}")
     lines += ["  " + d.describe(claim) for d in differences]
     if stage == "backward":
         for d in differences:
