@@ -7,7 +7,6 @@ with each seeded bug it fails with a message naming the path the bug lives on.
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
@@ -268,6 +267,10 @@ def test_bad_arguments_are_named():
     with pytest.raises(TypeError, match="threshold has dtype"):
         assert_neuron_matches(user_neuron, dtype=torch.float64,
                               threshold=_tensor(1.0, torch.float32))
+    with pytest.raises(TypeError, match="decay must be a number or a tensor"):
+        assert_neuron_matches(user_neuron, decay="0.5")
+    with pytest.raises(ValueError, match="v_init must be a number, a 0-d tensor or a vector"):
+        assert_neuron_matches(user_neuron, v_init=_tensor([[0.0]]))
     with pytest.raises(ValueError, match="threshold must be > 0"):
         assert_neuron_matches(user_neuron, scale="relative", threshold=-1.0)
 

@@ -113,6 +113,10 @@ def _parse_claim(options, dtype, torch):
     for name in NUMBER_OPTIONS:
         if name not in options or options[name] is None:
             continue
+        if not isinstance(options[name], (torch.Tensor, int, float, list, tuple, np.ndarray)) \
+                or isinstance(options[name], bool):
+            raise TypeError(f"{name} must be a number or a tensor, got "
+                            f"{type(options[name]).__name__}")
         value = _numpy(options[name]).astype(np.float64)
         if name in ("threshold", "sg_param") and value.ndim == 1:
             if T is not None and value.shape[0] != T:
@@ -122,10 +126,10 @@ def _parse_claim(options, dtype, torch):
         elif name == "v_init" and value.ndim == 1:
             N = value.shape[0]
         elif value.ndim != 0:
-            raise ValueError(f"{name} must be a number, a 0-d tensor"
-                             f"{' or a length-T vector' if name in ('threshold', 'sg_param') else ''}"
-                             f"{' or a vector of N neurons' if name == 'v_init' else ''}, "
-                             f"got shape {value.shape}")
+            vector = {"threshold": " or a length-T vector", "sg_param": " or a length-T vector",
+                      "v_init": " or a vector of N neurons"}.get(name, "")
+            raise ValueError(f"{name} must be a number, a 0-d tensor{vector}, got shape "
+                             f"{value.shape}")
         numbers[name] = value if value.ndim else float(value)
     if T == 0 or N == 0:
         raise ValueError("per-step and per-neuron options must not be empty")
@@ -248,15 +252,15 @@ class _Difference:
     bound: float
     note: str = ""
 
-    def describe(self, claim):
-        where = _where(self.what, self.index, claim)
+    def describe(self):
+        where = _where(self.what, self.index)
         bound = "exact" if self.bound == 0 else f"bound {self.bound:.3g}"
         text = (f"{self.what}: {self.count} of {self.size} values differ; first at {where}: "
                 f"expected {self.expected!r}, got {self.actual!r} ({bound})")
         return text + (f" - {self.note}" if self.note else "")
 
 
-def _where(what, index, claim):
+def _where(what, index):
     if len(index) == 2:
         return f"timestep t={index[0]}, neuron n={index[1]}"
     if len(index) == 1:
@@ -336,20 +340,21 @@ def _backward_differences(observed, expected, claim, example, rtol, atol, ignore
 
 @dataclass(frozen=True)
 class Mutation:
-    """A known bug. `patch(claim)` returns the substitutions: formula name -> function of
-    the original (applied to spikegrad.ref.formulas while the reference runs), option
-    overrides, and a transform of the reference's gradients; `applies(claim)` says whether
-    the bug can show in the claimed variant."""
+    """A known bug, as a substitution in spikegrad.ref: replaced formulas (name ->
+    replacement(original), applied to spikegrad.ref.formulas while the reference runs),
+    overridden options (claimed options -> {option: value}) and a transform of the
+    reference's gradients. `applies(claimed options)` says whether the bug can show at all
+    in the claimed variant."""
 
     path: str            # reset, leak, surrogate, threshold
-    description: str
+    description: str     # completes "fn behaves like spikegrad.ref where the neuron ..."
     stage: str           # "forward" (changes the output) or "backward" (gradients only)
-    applies: object
-    formulas: object = None     # claim -> {formula name: replacement(original)}
-    overrides: object = None    # claim -> {option: value}
+    applies: object = None      # claimed options -> bool; None: always
+    formulas: dict = field(default_factory=dict)
+    overrides: object = None    # claimed options -> {option: value}
     transform: object = None    # grads dict -> grads dict
-    ignore: tuple = field(default=())   # gradients the bug leaves undetermined
-    needs: tuple = field(default=())    # tensor options without which it cannot show
+    ignore: tuple = ()   # gradients the bug leaves undetermined (not compared)
+    needs: tuple = ()    # tensor options without which it cannot show
 
 
 _PATCH_LOCK = threading.RLock()
@@ -361,15 +366,13 @@ def _mutated(mutation, options):
     if mutation is None:
         yield None
         return
-    claim_view = dict(options)
     if mutation.overrides is not None:
-        options.update(mutation.overrides(claim_view))
-    replacements = mutation.formulas(claim_view) if mutation.formulas is not None else {}
+        options.update(mutation.overrides(dict(options)))
     with _PATCH_LOCK:
-        originals = {name: getattr(F, name) for name in replacements}
+        originals = {name: getattr(F, name) for name in mutation.formulas}
         try:
-            for name, make in replacements.items():
-                setattr(F, name, make(originals[name]))
+            for name, replacement in mutation.formulas.items():
+                setattr(F, name, replacement(originals[name]))
             yield mutation.transform
         finally:
             for name, original in originals.items():
@@ -391,7 +394,7 @@ def _reset_one_step_late(original):
 
 
 def _soft_reset_by(subtracted):
-    """A soft reset that subtracts subtracted(theta_t, t) instead of theta[t]."""
+    """A soft reset that subtracts subtracted(thresholds so far) instead of theta[t]."""
     def make(original):
         step = []
 
@@ -459,111 +462,115 @@ def _per_step_threshold(c):
     return np.ndim(c["threshold"]) == 1 and len(set(np.ravel(c["threshold"]))) > 1
 
 
+def _claims(option, value):
+    return lambda c: c[option] == value
+
+
+def _claims_not(option, value):
+    return lambda c: c[option] != value
+
+
+def _set(option, value):
+    return lambda c: {option: value}
+
+
 def _build_mutations():
     m = []
-    # the forward: fire, reset, charge, scale
-    m.append(Mutation("threshold", "fires only for h > theta (strict comparison); "
-                      "SPEC fires at z >= 0, i.e. h >= theta", "forward",
-                      lambda c: not c["smooth"], formulas=lambda c: {"heaviside":
-                                                                      _strict_heaviside}))
-    m.append(Mutation("reset", "resets v[t] with the previous step's spike s[t-1] "
-                      "(off by one timestep)", "forward", lambda c: c["reset"] != "none",
-                      formulas=lambda c: {"reset": _reset_one_step_late}))
+    # ---- the forward: fire, reset, charge, scale
+    m.append(Mutation("threshold", "fires only for h > theta (strict comparison); SPEC fires "
+                      "at z >= 0, i.e. h >= theta", "forward", _claims("smooth", False),
+                      formulas={"heaviside": _strict_heaviside}))
+    m.append(Mutation("reset", "resets v[t] with the previous step's spike s[t-1] (off by "
+                      "one timestep)", "forward", _claims_not("reset", "none"),
+                      formulas={"reset": _reset_one_step_late}))
     m.append(Mutation("reset", "subtracts 1 (the spike) instead of theta in the soft reset",
-                      "forward", lambda c: c["reset"] == "soft" and
-                      np.any(np.asarray(c["threshold"]) != 1),
-                      formulas=lambda c: {"reset": _soft_reset_by(lambda s: 1)}))
-    m.append(Mutation("reset", "subtracts the previous step's threshold "
-                      "theta[t-1] in the soft reset", "forward",
+                      "forward", lambda c: c["reset"] == "soft" and np.any(
+                          np.asarray(c["threshold"]) != 1),
+                      formulas={"reset": _soft_reset_by(lambda thetas: 1)}))
+    m.append(Mutation("reset", "subtracts the previous step's threshold theta[t-1] in the "
+                      "soft reset", "forward",
                       lambda c: c["reset"] == "soft" and _per_step_threshold(c),
-                      formulas=lambda c: {"reset": _soft_reset_by(
-                          lambda s: s[-2] if len(s) > 1 else s[-1])}))
-    m.append(Mutation("reset", "subtracts the first step's threshold "
-                      "theta[0] in the soft reset", "forward",
+                      formulas={"reset": _soft_reset_by(lambda thetas: thetas[-2:][0])}))
+    m.append(Mutation("reset", "subtracts the first step's threshold theta[0] in the soft "
+                      "reset", "forward",
                       lambda c: c["reset"] == "soft" and _per_step_threshold(c),
-                      formulas=lambda c: {"reset": _soft_reset_by(lambda s: s[0])}))
+                      formulas={"reset": _soft_reset_by(lambda thetas: thetas[0])}))
     m.append(Mutation("reset", "resets to 0 instead of v_reset in the hard reset", "forward",
                       lambda c: c["reset"] == "hard" and c["v_reset"] != 0,
-                      formulas=lambda c: {"reset": _hard_reset_to_zero}))
+                      formulas={"reset": _hard_reset_to_zero}))
     for kind in RESETS:
         m.append(Mutation("reset", f"resets as reset={kind!r}", "forward",
-                          (lambda kind: lambda c: c["reset"] != kind)(kind),
-                          overrides=(lambda kind: lambda c: {"reset": kind})(kind)))
+                          _claims_not("reset", kind), overrides=_set("reset", kind)))
     for kind in CHARGES:
         m.append(Mutation("leak", f"charges as charge={kind!r}", "forward",
-                          (lambda kind: lambda c: c["charge"] != kind)(kind),
-                          overrides=(lambda kind: lambda c: {"charge": kind})(kind)))
+                          _claims_not("charge", kind), overrides=_set("charge", kind)))
     m.append(Mutation("leak", "uses 1 - decay as the leak factor", "forward",
                       lambda c: c["charge"] != "if" and c["decay"] != 0.5,
                       overrides=lambda c: {"decay": 1 - c["decay"]}))
     m.append(Mutation("leak", "uses 1 / decay as the leak factor (tau for 1/tau)", "forward",
                       lambda c: c["charge"] != "if" and c["decay"] not in (0, 1),
                       overrides=lambda c: {"decay": 1 / c["decay"]}))
+    positive_threshold = lambda c: np.all(np.asarray(c["threshold"]) > 0)  # noqa: E731
     for kind in SCALES:
         m.append(Mutation("threshold", f"compares and outputs as scale={kind!r}", "forward",
-                          (lambda kind: lambda c: c["scale"] != kind and (
-                              kind == "absolute" or np.all(np.asarray(c["threshold"]) > 0)))(
-                                  kind),
-                          overrides=(lambda kind: lambda c: {"scale": kind})(kind)))
+                          lambda c, kind=kind: c["scale"] != kind and (
+                              kind == "absolute" or positive_threshold(c)),
+                          overrides=_set("scale", kind)))
 
-    # the backward only: reset
+    # ---- the backward only: reset
     m.append(Mutation("reset", "detaches the spike inside the reset although "
                       "detach_reset=False", "backward",
                       lambda c: c["reset"] != "none" and not c["detach_reset"],
-                      overrides=lambda c: {"detach_reset": True}))
+                      overrides=_set("detach_reset", True)))
     m.append(Mutation("reset", "keeps the gradient through the spike inside the reset "
                       "although detach_reset=True", "backward",
                       lambda c: c["reset"] != "none" and c["detach_reset"],
-                      overrides=lambda c: {"detach_reset": False}))
+                      overrides=_set("detach_reset", False)))
     m.append(Mutation("reset", "drops the (1 - s) factor of the hard reset in the backward "
-                      "(dv/dh = 1)", "backward", lambda c: c["reset"] == "hard",
-                      formulas=lambda c: {"reset_dv_dh": _reset_dv_dh_one}))
-    # leak
+                      "(dv/dh = 1)", "backward", _claims("reset", "hard"),
+                      formulas={"reset_dv_dh": _reset_dv_dh_one}))
+    # leak (charge_partials returns dh/dx, dh/dv_prev, dh/dlam)
     m.append(Mutation("leak", "has no gradient for the decay (dh/dlam = 0)", "backward",
-                      lambda c: c["charge"] != "if",
-                      formulas=lambda c: {"charge_partials": _charge_partials_with(2, 0)},
+                      _claims_not("charge", "if"),
+                      formulas={"charge_partials": _charge_partials_with(2, 0)},
                       needs=("decay",)))
     m.append(Mutation("leak", "carries no gradient through time: the membrane v[t-1] is "
-                      "detached (dh/dv_prev = 0)", "backward", lambda c: True,
-                      formulas=lambda c: {"charge_partials": _charge_partials_with(1, 0)}))
+                      "detached (dh/dv_prev = 0)", "backward",
+                      formulas={"charge_partials": _charge_partials_with(1, 0)}))
     m.append(Mutation("leak", "leaves the leak factor out of the gradient through time "
-                      "(dh/dv_prev = 1)", "backward", lambda c: c["charge"] != "if",
-                      formulas=lambda c: {"charge_partials": _charge_partials_with(1, 1)}))
-    # surrogate
+                      "(dh/dv_prev = 1)", "backward", _claims_not("charge", "if"),
+                      formulas={"charge_partials": _charge_partials_with(1, 1)}))
+    # surrogate (its parameter's own gradient is left uncompared)
     for factor, words in ((0.5, "half"), (2.0, "twice")):
         m.append(Mutation("surrogate", f"uses {words} the surrogate parameter (sg_param * "
-                          f"{factor:g})", "backward", lambda c: True,
-                          formulas=(lambda f: lambda c: {"surrogate_derivative":
-                                                         _surrogate_with_param(
-                                                             lambda p: p * p.dtype.type(f))})(
-                                                                 factor),
+                          f"{factor:g})", "backward",
+                          formulas={"surrogate_derivative": _surrogate_with_param(
+                              lambda p, factor=factor: p * p.dtype.type(factor))},
                           ignore=("sg_param",)))
     m.append(Mutation("surrogate", "uses 1 / sg_param as the surrogate parameter", "backward",
                       lambda c: np.any(np.asarray(c["sg_param"]) != 1),
-                      formulas=lambda c: {"surrogate_derivative": _surrogate_with_param(
-                          lambda p: 1 / p)}, ignore=("sg_param",)))
+                      formulas={"surrogate_derivative": _surrogate_with_param(lambda p: 1 / p)},
+                      ignore=("sg_param",)))
     for shape in SURROGATES:
         m.append(Mutation("surrogate", f"uses the {shape!r} surrogate (sg_param "
                           f"{DEFAULT_SG_PARAM[shape]:g})", "backward",
-                          (lambda shape: lambda c: c["surrogate"] != shape)(shape),
-                          formulas=(lambda shape: lambda c: {
-                              "surrogate_derivative": _surrogate_shape(shape)})(shape),
+                          _claims_not("surrogate", shape),
+                          formulas={"surrogate_derivative": _surrogate_shape(shape)},
                           ignore=("sg_param",)))
     m.append(Mutation("surrogate", "does not divide the surrogate by theta (dz/dh = 1 for a "
-                      "relative scale)", "backward", lambda c: c["scale"] != "absolute",
-                      formulas=lambda c: {"spike_argument_partials":
-                                          _spike_argument_partials(dz_dh_one=True)}))
+                      "relative scale)", "backward", _claims_not("scale", "absolute"),
+                      formulas={"spike_argument_partials":
+                                _spike_argument_partials(dz_dh_one=True)}))
     # threshold
     m.append(Mutation("threshold", "has the threshold gradient with the wrong sign",
-                      "backward", lambda c: True, transform=_negate("threshold"),
-                      needs=("threshold",)))
+                      "backward", transform=_negate("threshold"), needs=("threshold",)))
     m.append(Mutation("threshold", "has the wrong sign of dz/dtheta (the threshold's path "
-                      "through the spike argument)", "backward", lambda c: True,
-                      formulas=lambda c: {"spike_argument_partials":
-                                          _spike_argument_partials(flip_theta=True)},
+                      "through the spike argument)", "backward",
+                      formulas={"spike_argument_partials":
+                                _spike_argument_partials(flip_theta=True)},
                       needs=("threshold",)))
     m.append(Mutation("threshold", "has no gradient for the threshold", "backward",
-                      lambda c: True, transform=_zero("threshold"), needs=("threshold",)))
+                      transform=_zero("threshold"), needs=("threshold",)))
     return tuple(m)
 
 
@@ -591,8 +598,8 @@ def _relevant(mutation, claim):
 
 def _diagnose(stage, failures, claim, rtol, atol):
     """The mutations of `stage` that reproduce all failing results, and a fallback."""
-    candidates = [m for m in MUTATIONS if m.stage == stage and m.applies(claim.reference)
-                  and _relevant(m, claim)]
+    candidates = [m for m in MUTATIONS if m.stage == stage and _relevant(m, claim)
+                  and (m.applies is None or m.applies(claim.reference))]
     return [m for m in candidates if _matches(m, failures, claim, rtol, atol)]
 
 
@@ -766,7 +773,7 @@ def _message(failures, claim, rtol, atol, extra=()):
     if stage == "forward":
         lines.append(f"  actual output   = {_show(observed.output)}")
     lines.append(f"  expected membrane h (pre-reset) = {_show(expected.membrane)}")
-    lines += ["  " + d.describe(claim) for d in differences]
+    lines += ["  " + d.describe() for d in differences]
     if stage == "backward":
         for d in differences:
             name = d.what.split()[-1]
