@@ -68,6 +68,8 @@ def user_neuron(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_re
     lam = torch.as_tensor(decay, dtype=x.dtype)
     if bug == "leak_gradient_missing":
         lam = lam.detach()
+    if bug == "leak_one_minus_decay":
+        lam = 1 - lam
     v = x.new_zeros(N) if v_init is None else torch.as_tensor(v_init, dtype=x.dtype).expand(N)
     s_prev = x.new_zeros(N)
     outputs = []
@@ -86,14 +88,16 @@ def user_neuron(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_re
         else:
             h = v + x[t]
         z = h - theta if scale == "absolute" else h / theta - 1
-        s = _Spike.apply(z, p, surrogate, bug == "strict_threshold")
+        shape = "sigmoid" if bug == "surrogate_wrong_shape" else surrogate
+        s = _Spike.apply(z, p, shape, bug == "strict_threshold")
         outputs.append(theta * s if scale == "threshold_robust" else s)
         detach = detach_reset != (bug == "reset_detach_flipped")
         s_reset = s.detach() if detach else s
         if bug == "reset_one_step_late":
             s_reset, s_prev = s_prev, s_reset
         if reset == "hard":
-            v = h * (1 - s_reset) + v_reset * s_reset
+            to = 0.0 if bug == "hard_reset_to_zero" else v_reset
+            v = h * (1 - s_reset) + to * s_reset
         elif reset == "soft":
             subtracted = theta
             if bug == "soft_reset_wrong_threshold":
@@ -115,6 +119,8 @@ VARIANTS = {
                            surrogate="atan", decay=0.5, threshold=0.75),
     "if_soft_triangle_detached": dict(charge="if", reset="soft", scale="relative",
                                       surrogate="triangle", threshold=0.5, detach_reset=True),
+    "no_decay_input_hard": dict(charge="no_decay_input", reset="hard", surrogate="triangle",
+                                decay=0.25, v_reset=-0.5, v_init=-0.5, threshold=0.5),
     "no_decay_input_none": dict(charge="no_decay_input", reset="none", surrogate="rect",
                                 decay=0.125, v_reset=-0.5, threshold=0.5),
 }
@@ -200,6 +206,9 @@ BUGS = [
     ("threshold_gradient_sign", "trsg_soft_atan", ("threshold",), "threshold"),
     ("soft_reset_wrong_threshold", "trsg_soft_atan", (), "reset"),
     ("soft_reset_by_one", "trsg_soft_atan", (), "reset"),
+    ("hard_reset_to_zero", "no_decay_input_hard", (), "reset"),
+    ("surrogate_wrong_shape", "trsg_soft_atan", (), "surrogate"),
+    ("leak_one_minus_decay", "lif_hard_rect", (), "leak"),
 ]
 
 

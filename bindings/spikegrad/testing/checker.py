@@ -430,9 +430,11 @@ def _surrogate_with_param(change):
     return make
 
 
-def _surrogate_shape(other):
+def _surrogate_shape(other, default_param):
     def make(original):
-        return lambda shape, z, p: original(other, z, z.dtype.type(DEFAULT_SG_PARAM[other]))
+        if default_param:
+            return lambda shape, z, p: original(other, z, z.dtype.type(DEFAULT_SG_PARAM[other]))
+        return lambda shape, z, p: original(other, z, p)
     return make
 
 
@@ -552,11 +554,13 @@ def _build_mutations():
                       formulas={"surrogate_derivative": _surrogate_with_param(lambda p: 1 / p)},
                       ignore=("sg_param",)))
     for shape in SURROGATES:
-        m.append(Mutation("surrogate", f"uses the {shape!r} surrogate (sg_param "
-                          f"{DEFAULT_SG_PARAM[shape]:g})", "backward",
-                          _claims_not("surrogate", shape),
-                          formulas={"surrogate_derivative": _surrogate_shape(shape)},
-                          ignore=("sg_param",)))
+        for default in (True, False):
+            param = f"sg_param {DEFAULT_SG_PARAM[shape]:g}" if default else "the given sg_param"
+            m.append(Mutation("surrogate", f"uses the {shape!r} surrogate ({param})",
+                              "backward", _claims_not("surrogate", shape),
+                              formulas={"surrogate_derivative":
+                                        _surrogate_shape(shape, default)},
+                              ignore=("sg_param",)))
     m.append(Mutation("surrogate", "does not divide the surrogate by theta (dz/dh = 1 for a "
                       "relative scale)", "backward", _claims_not("scale", "absolute"),
                       formulas={"spike_argument_partials":
