@@ -290,8 +290,10 @@ def test_a_wrong_output_shape_is_an_error():
 
 
 def test_a_wrong_output_dtype_is_reported():
-    with pytest.raises(AssertionError, match="fn returned dtype float32"):
+    with pytest.raises(AssertionError) as caught:
         assert_neuron_matches(lambda x, **kw: user_neuron(x.float(), **kw), max_examples=5)
+    assert "fn returned dtype float32, x was float64" in str(caught.value)
+    assert "diagnosis: fn's result has the wrong dtype or shape" in str(caught.value)
 
 
 # --------------------------------------------------------------------------------------
@@ -433,3 +435,15 @@ def test_the_walkthrough_message_in_the_docs_is_what_the_checker_prints():
         assert_neuron_matches(lambda x, **_: spikingjelly_style_lif(x, detach_reset=True),
                               **WALKTHROUGH_CLAIM)
     assert str(caught.value) == shown
+
+
+def test_a_tensor_option_the_gradient_never_reaches_is_reported():
+    def threshold_as_float(x, threshold, **kwargs):
+        return user_neuron(x, threshold=threshold.item(), **kwargs)
+
+    with pytest.raises(AssertionError) as caught:
+        assert_neuron_matches(threshold_as_float, max_examples=10, threshold=_tensor(1.0))
+    message = str(caught.value)
+    assert "no gradient reached threshold" in message
+    assert "points to the threshold path" in message
+    assert "has no gradient for the threshold" in message

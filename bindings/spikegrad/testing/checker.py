@@ -48,6 +48,8 @@ GRADIENTS = ("x",) + DIFFERENTIABLE
 GRADIENT_PATH = {"decay": "leak", "threshold": "threshold", "sg_param": "surrogate",
                  "v_init": "leak or reset", "x": "reset, leak or surrogate"}
 MAX_T, MAX_N = 8, 16
+# held while spikegrad.ref.formulas is patched (the diagnosis, the sigmoid's scale)
+_PATCH_LOCK = threading.RLock()
 FAILURES_KEPT = 4   # the first failing examples (large, unshrunk) kept for the diagnosis
 
 
@@ -201,8 +203,11 @@ def _run_user(fn, claim, example, torch, with_grads=True):
 
 
 def _run_reference(claim, example, mutation=None):
+    """spikegrad.ref on the example, with `mutation` substituted. Holds the patch lock, so
+    that checkers in several threads never see each other's substitutions (other users of
+    spikegrad.ref in other threads could, while a diagnosis runs)."""
     options = dict(claim.reference)
-    with _mutated(mutation, options) as transform:
+    with _PATCH_LOCK, _mutated(mutation, options) as transform:
         result = ref.forward(example.x, **options)
         grads = ref.backward(result, example.grad_output)
         with _sigmoid_at_its_peak():
@@ -251,6 +256,7 @@ class _Difference:
     actual: float
     bound: float
     note: str = ""
+    structural: bool = False    # a wrong dtype or shape: not a numeric bug
 
     def describe(self):
         where = _where(self.what, self.index)
@@ -273,7 +279,8 @@ def _forward_difference(observed, expected, claim, example):
     a, e = observed.output, expected.output
     if a.dtype != e.dtype:
         return _Difference("output", a.size, a.size, (), float("nan"), float("nan"), 0.0,
-                           note=f"fn returned dtype {a.dtype}, x was {e.dtype}")
+                           note=f"fn returned dtype {a.dtype}, x was {e.dtype}",
+                           structural=True)
     if claim.reference["smooth"]:
         magnitude = compare.smooth_forward_magnitude(
             expected.membrane, claim.reference["threshold"], claim.reference["v_reset"])
@@ -315,20 +322,17 @@ def _backward_differences(observed, expected, claim, example, rtol, atol, ignore
             continue
         e = expected.grads[name]
         a = observed.grads.get(name)
-        if a is None:
-            if np.all(e == 0):
-                continue
-            differences.append(_Difference(
-                f"grad {name}", e.size, e.size, (), float("nan"), float("nan"), 0.0,
-                note=f"no gradient reached {name} (is it used as a tensor in fn's graph?)"))
-            continue
+        note = ""
+        if a is None:   # autograd reached no path to it: the gradient is zero
+            a = np.zeros_like(e)
+            note = f"no gradient reached {name} (is it used as a tensor in fn's graph?)"
         if a.shape != e.shape:
             differences.append(_Difference(
                 f"grad {name}", e.size, e.size, (), float("nan"), float("nan"), 0.0,
-                note=f"shape {a.shape}, expected {e.shape}"))
+                note=f"shape {a.shape}, expected {e.shape}", structural=True))
             continue
         bound = _gradient_bound(expected, name, claim, example, rtol, atol)
-        found = _first_over(a, e, bound, f"grad {name}")
+        found = _first_over(a, e, bound, f"grad {name}", note)
         if found is not None:
             differences.append(found)
     return differences
@@ -355,9 +359,6 @@ class Mutation:
     transform: object = None    # grads dict -> grads dict
     ignore: tuple = ()   # gradients the bug leaves undetermined (not compared)
     needs: tuple = ()    # tensor options without which it cannot show
-
-
-_PATCH_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -762,7 +763,8 @@ def _message(failures, claim, rtol, atol, extra=()):
     stage, minimal, observed, differences = failures[-1]
     same_stage = [(c, o) for s, c, o, _ in failures if s == stage]
     evidence = same_stage[:FAILURES_KEPT] + [(minimal, observed)] + list(extra)
-    found = _diagnose(stage, evidence, claim, rtol, atol)
+    structural = any(d.structural for d in differences)
+    found = [] if structural else _diagnose(stage, evidence, claim, rtol, atol)
     T, N = minimal.x.shape
     lines = [f"the neuron's {stage} differs from spikegrad.ref",
              f"claimed variant: {claim.describe()}",
@@ -785,7 +787,9 @@ def _message(failures, claim, rtol, atol, extra=()):
             actual = observed.grads.get(name)
             lines.append(f"  actual grad {name}   = "
                          f"{'None' if actual is None else _show(actual)}")
-    if found:
+    if structural:
+        lines.append("diagnosis: fn's result has the wrong dtype or shape (see above)")
+    elif found:
         paths = list(dict.fromkeys(m.path for m in found))
         lines.append(f"diagnosis: the difference points to the {' / '.join(paths)} path: "
                      f"fn behaves like spikegrad.ref where the neuron")
