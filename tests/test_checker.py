@@ -447,3 +447,18 @@ def test_a_tensor_option_the_gradient_never_reaches_is_reported():
     assert "no gradient reached threshold" in message
     assert "points to the threshold path" in message
     assert "has no gradient for the threshold" in message
+
+
+@pytest.mark.parametrize("bug, path", [("surrogate_width_halved", "surrogate"),
+                                       ("threshold_gradient_sign", "threshold"),
+                                       ("strict_threshold", "threshold")])
+def test_bugs_are_caught_in_float32(bug, path):
+    options = _with_tensors(VARIANTS["spikingjelly_lif"], ("threshold",), torch.float32)
+
+    def buggy(x, **kwargs):
+        return user_neuron(x, bug=bug, **kwargs)
+
+    with pytest.raises(AssertionError) as caught:
+        assert_neuron_matches(buggy, max_examples=60, **options)
+    assert "float32" in str(caught.value)
+    assert f"points to the {path} path" in str(caught.value), str(caught.value)
