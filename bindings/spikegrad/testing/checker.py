@@ -557,8 +557,11 @@ def _build_mutations():
     for shape in SURROGATES:
         for default in (True, False):
             param = f"sg_param {DEFAULT_SG_PARAM[shape]:g}" if default else "the given sg_param"
+            differs = (lambda c, shape=shape: c["surrogate"] != shape) if default else \
+                (lambda c, shape=shape: c["surrogate"] != shape and np.any(
+                    np.asarray(c["sg_param"]) != DEFAULT_SG_PARAM[shape]))
             m.append(Mutation("surrogate", f"uses the {shape!r} surrogate ({param})",
-                              "backward", _claims_not("surrogate", shape),
+                              "backward", differs,
                               formulas={"surrogate_derivative":
                                         _surrogate_shape(shape, default)},
                               ignore=("sg_param",)))
