@@ -50,3 +50,19 @@ def test_console_script_runs_without_torch_imported():
             "assert 'torch' not in sys.modules, 'verify imported torch'; sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_missing_torch_is_a_clear_error_and_numpy_parts_still_work():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # makes `import torch` fail
+        "import numpy as np, spikegrad\n"
+        "out = spikegrad.kernels.forward(np.ones((2, 3), np.float32))\n"
+        "assert (out.output == spikegrad.ref.forward(np.ones((2, 3), np.float32)).output).all()\n"
+        "try:\n"
+        "    spikegrad.neuron\n"
+        "except ModuleNotFoundError as error:\n"
+        "    assert 'PyTorch' in str(error) and 'spikegrad[torch]' in str(error), error\n"
+        "else:\n"
+        "    raise SystemExit('spikegrad.neuron did not report the missing torch')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
