@@ -36,19 +36,19 @@ def upstream(x, seed):
 
 
 def check_window(out, x_tensor, expected, grad_out, what):
-    """The layer's output against the reference result `expected` (computed on x flattened
-    to [T, N]): bit-identical; then dL/dx of (out * grad_out).sum() within the bound of
+    """The layer's output against the reference result `expected` (on x as [T, N] or
+    [T, B, ...]): bit-identical; then dL/dx of (out * grad_out).sum() within the bound of
     spikegrad.testing.compare, scaled by ref.error_scale."""
     T = x_tensor.shape[0]
     dtype = x_tensor.detach().numpy().dtype
-    assert_bitwise_equal(out.detach().numpy().reshape(T, -1), expected.output,
-                         f"{what}: output")
-    g = grad_out.reshape(T, -1)
+    assert_bitwise_equal(out.detach().numpy().reshape(T, -1),
+                         expected.output.reshape(T, -1), f"{what}: output")
+    g = grad_out.reshape(expected.x.shape)
     (grad_x,) = torch.autograd.grad((out * torch.from_numpy(grad_out)).sum(), x_tensor)
     e = ref.backward(expected, g)
     scale = ref.error_scale(expected, g)
-    assert_close(grad_x.numpy().reshape(T, -1), e.x, f"{what}: grad x", dtype=dtype, T=T,
-                 magnitude=scale.x)
+    assert_close(grad_x.numpy().reshape(T, -1), e.x.reshape(T, -1), f"{what}: grad x",
+                 dtype=dtype, T=T, magnitude=scale.x.reshape(T, -1))
     return e
 
 
