@@ -1,11 +1,9 @@
 """spikegrad.nn.tdBatchNorm against a direct float64 NumPy transcription of seed 001
 Eqs. 5-6 (spikegrad.ref.tdbn), in training and evaluation, and gamma_bar.
 
-Tolerance: both sides compute in float64; they differ only in the order of the per-channel
-sums (mean and variance over n values) and in where alpha * V_th multiplies. A float64 sum
-of n terms in any order is within n * eps of the sum of their magnitudes, and the
-normalisation is a handful of further roundings, so |torch - numpy| <= (n + 16) * eps * m,
-with m the largest magnitude of the terms of y (alpha V_th |gamma| |x_hat| + |beta|)."""
+Tolerance: both sides compute in float64 and differ only in the order of the per-channel
+sums and where alpha * V_th multiplies; the bound, (n + 16) eps times the scale of y's
+terms, is stated once in spikegrad._verify_layers.tdbn_bound."""
 
 import numpy as np
 import pytest
@@ -17,13 +15,15 @@ torch = pytest.importorskip("torch")
 from spikegrad import nn as snn  # noqa: E402
 from spikegrad import ref  # noqa: E402
 
+from spikegrad._verify_layers import tdbn_bound  # noqa: E402
+
 from conftest import examples  # noqa: E402
 
 EPS64 = float(np.finfo(np.float64).eps)
 
 
-def _assert_close(actual, expected, n, magnitude, what):
-    bound = (n + 16) * EPS64 * magnitude
+
+def _assert_close(actual, expected, bound, what):
     diff = np.abs(np.asarray(actual) - np.asarray(expected)).max()
     assert diff <= bound, f"{what}: |diff| {diff:.3g} > bound {bound:.3g}"
 
@@ -48,20 +48,23 @@ def test_tdbn_matches_numpy_transcription(T, B, C, spatial, alpha, v_th, seed):
         x = rng.normal(rng.normal(0, 3), rng.uniform(0.1, 5), shape)
         y = bn(torch.from_numpy(x)).detach().numpy()
         expected, mean, var = ref.tdbn.forward(x, gamma, beta, alpha=alpha, v_th=v_th)
-        magnitude = alpha * v_th * np.abs(gamma).max() * np.abs(
-            (x - x.mean()) / np.sqrt(var.min() + 1e-5)).max() + np.abs(beta).max()
-        _assert_close(y, expected, n, magnitude, f"train step {step}")
+        bound = tdbn_bound(x, gamma, beta, var, n=n, alpha=alpha, v_th=v_th)
+        _assert_close(y, expected, bound, f"train step {step}")
         running_mean, running_var = ref.tdbn.update_running(running_mean, running_var,
                                                             mean, var, n)
-        _assert_close(bn.running_mean.numpy(), running_mean, n, np.abs(x).max(), "mean")
-        _assert_close(bn.running_var.numpy(), running_var, n,
-                      running_var.max() + np.abs(x).max() ** 2, "var")
+        sum_bound = (n + 16) * EPS64     # a float64 mean / variance in another order
+        _assert_close(bn.running_mean.numpy(), running_mean, sum_bound * np.abs(x).max(),
+                      "running mean")
+        _assert_close(bn.running_var.numpy(), running_var,
+                      sum_bound * (running_var.max() + 4 * np.abs(x).max() ** 2),
+                      "running var")
     bn.eval()
     x = rng.normal(0, 2, shape)
     y = bn(torch.from_numpy(x)).detach().numpy()
     expected = ref.tdbn.forward_eval(x, gamma, beta, bn.running_mean.numpy(),
                                      bn.running_var.numpy(), alpha=alpha, v_th=v_th)
-    _assert_close(y, expected, 1, np.abs(expected).max() + np.abs(x).max() * 10, "eval")
+    _assert_close(y, expected, tdbn_bound(x, gamma, beta, bn.running_var.numpy(), n=1,
+                                          alpha=alpha, v_th=v_th), "eval")
 
 
 def test_tdbn_by_hand():
