@@ -71,8 +71,9 @@ def trlif_forward(x, *, decay, threshold, running_mean=0.0, training=True,
                   surrogate="rect", sg_param=1.0, mp_init=True, detach_reset=False):
     """One window of the TrLIF layer (seed 004): MP-Init + the threshold-robust neuron.
 
-    x [T, B, ...] (the batch axis matters: it fixes the reduction order); `decay` is lam = 1/tau and `threshold` theta, both already in x's dtype
-    (the values the layer computed from its parameters w and k). Returns
+    x [T, B, ...] (the batch axis matters: it fixes the reduction order); `decay` is
+    lam = 1/tau and `threshold` theta, both already in x's dtype (the values the layer
+    computed from its parameters w and k). Returns
     (NeuronResult, new running mean): the running mean moves only in training with
     mp_init (SPEC 7), and the membrane starts from it (rounded to x's dtype) only with
     mp_init; otherwise from 0."""

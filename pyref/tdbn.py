@@ -44,8 +44,9 @@ def channel_statistics(x):
 
 def _normalise(x, mean, var, gamma, beta, alpha, v_th, eps):
     x = np.asarray(x, dtype=np.float64)
-    x_hat = alpha * v_th * (x - _per_channel(mean, x)) / np.sqrt(_per_channel(var, x) + eps)  # Eq. 5
-    return _per_channel(gamma, x) * x_hat + _per_channel(beta, x)                             # Eq. 6
+    centred = x - _per_channel(mean, x)
+    x_hat = alpha * v_th * centred / np.sqrt(_per_channel(var, x) + eps)     # Eq. 5
+    return _per_channel(gamma, x) * x_hat + _per_channel(beta, x)           # Eq. 6
 
 
 def forward(x, gamma, beta, *, alpha=1.0, v_th=1.0, eps=1e-5):

@@ -27,8 +27,8 @@ def test_verify_layers_fails_on_a_running_mean_one_ulp_off(monkeypatch, capsys):
 
     def off(self, output, v_last):
         real(self, output, v_last)
-        self.running_mean.copy_(torch.nextafter(self.running_mean,
-                                                torch.tensor(np.inf, dtype=self.running_mean.dtype)))
+        up = torch.tensor(np.inf, dtype=self.running_mean.dtype)
+        self.running_mean.copy_(torch.nextafter(self.running_mean, up))
 
     monkeypatch.setattr(snn.TrLIF, "_update_running_mean", off)
     failures, out = _run(capsys)
