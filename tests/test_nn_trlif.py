@@ -96,6 +96,22 @@ def test_mp_init_by_hand():
     assert layer.diagnostics["firing_rate"].tolist() == [0.0]
 
 
+@pytest.mark.parametrize("scale", SCALES)
+def test_fires_exactly_at_the_threshold(scale):
+    """tau = 2 makes lam = 1/2 exactly, so x = 2 theta (exact doubling) gives h = theta at
+    the first step: z = 0 and H(0) = 1, on the layer as in the reference; x a hair below
+    (the next float down) does not fire."""
+    layer = snn.TrLIF(tau=2.0, threshold=0.7, scale=scale)
+    theta = layer.threshold.detach()
+    below = torch.nextafter(2 * theta, torch.tensor(0.0))
+    x = torch.stack([2 * theta, below]).reshape(1, 1, 2)
+    out = layer(x)
+    assert (out != 0).flatten().tolist() == [True, False]
+    expected = ref.mp_init.trlif_forward(x.numpy(), decay=0.5, threshold=theta.item(),
+                                         scale=scale)[0]
+    assert_bitwise_equal(out.detach().numpy(), expected.output, "output at z = 0")
+
+
 def test_mp_init_statistic_by_hand():
     """SPEC 7 on hand-made arrays: active = nonzero output at any step; silent neurons'
     membranes do not count; an all-silent batch gives mu_batch = 0 / max(0, 1) = 0."""

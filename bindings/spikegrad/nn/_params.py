@@ -75,9 +75,11 @@ def as_number(name, value) -> float:
 
 
 def check_layer_input(x) -> None:
-    """x must be a float32/float64 tensor [T, B, ...] with T >= 1 and B >= 1."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    """x must be a float32/float64 tensor [T, B, ...] with T >= 1 and B >= 1 (the base
+    class's check, then the dtype and the sizes)."""
+    from ._base import SpikingLayer
+
+    SpikingLayer._check_input(x)
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x must be float32 or float64, got {x.dtype}")
     if x.dim() < 2 or x.shape[0] == 0 or x.shape[1] == 0:
