@@ -180,3 +180,17 @@ def test_input_errors():
         layer(torch.zeros(3))
     with pytest.raises(TypeError, match="float32 or float64"):
         layer(torch.zeros(2, 2, dtype=torch.int64))
+
+
+def test_float32_parameters_on_float64_input():
+    """The module's float32 parameters are cast (exactly) to x's dtype: the window equals
+    the float64 reference run with those values."""
+    layer = snn.LIF(decay=0.3, learn_decay=True, threshold=0.9, learn_threshold=True)
+    x = torch.from_numpy(np.random.default_rng(5).normal(0.5, 1.0, (6, 2, 9)))
+    out = layer(x)
+    assert out.dtype == torch.float64
+    expected = ref.forward(x.numpy(), decay=float(layer.decay), threshold=float(layer.threshold),
+                           v_init=0.0)
+    assert np.array_equal(out.detach().numpy(), expected.output)
+    out.sum().backward()
+    assert layer.w.grad.dtype == torch.float32 and layer.k.grad.dtype == torch.float32
