@@ -1,6 +1,7 @@
 """The `spikegrad` command line.
 
-    spikegrad verify      check every compiled kernel variant against the NumPy reference
+    spikegrad verify      check every compiled kernel variant, and the spikegrad.nn layers
+                          (with PyTorch), against the NumPy reference
     spikegrad verify --against package.module:function --options '{"charge": "mul"}'
                           check your own neuron (spikegrad.testing.assert_neuron_matches)
 """
@@ -104,7 +105,27 @@ def cmd_verify(args) -> int:
     elapsed = time.perf_counter() - start
     print("-" * len(header))
     print(f"{len(variants) - failures} passed, {failures} failed ({elapsed:.1f} s)")
+    print()
+    failures += _verify_layers_in_subprocess(args)
     return 1 if failures else 0
+
+
+def _verify_layers_in_subprocess(args) -> int:
+    """The spikegrad.nn layers need PyTorch; they are checked in a child process so that
+    this one (the kernels' check) never imports it. Returns 0 or 1."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("torch") is None:
+        print("spikegrad.nn layers: skipped (PyTorch is not installed)")
+        return 0
+    command = [sys.executable, "-m", "spikegrad._verify_layers", "--seed", str(args.seed),
+               "--cases", str(args.cases)] + (["--failures-only"] if args.failures_only else [])
+    child = subprocess.run(command, capture_output=True, text=True)
+    print(child.stdout, end="")
+    if child.returncode not in (0, 1):
+        print(child.stderr, end="")
+    return 1 if child.returncode else 0
 
 
 def cmd_verify_against(args) -> int:
