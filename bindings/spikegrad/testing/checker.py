@@ -259,10 +259,13 @@ class _Difference:
     structural: bool = False    # a wrong dtype or shape: not a numeric bug
 
     def describe(self):
-        where = _where(self.what, self.index)
         bound = "exact" if self.bound == 0 else f"bound {self.bound:.3g}"
-        text = (f"{self.what}: {self.count} of {self.size} values differ; first at {where}: "
-                f"expected {self.expected!r}, got {self.actual!r} ({bound})")
+        if self.index == () and self.size == 1:
+            text = f"{self.what}: expected {self.expected!r}, got {self.actual!r} ({bound})"
+        else:
+            text = (f"{self.what}: {self.count} of {self.size} values differ; first at "
+                    f"{_where(self.what, self.index)}: expected {self.expected!r}, got "
+                    f"{self.actual!r} ({bound})")
         return text + (f" - {self.note}" if self.note else "")
 
 
