@@ -6,5 +6,6 @@ the papers plot (see `SpikingLayer`).
 """
 
 from ._base import SpikingLayer
+from .atgo import ATGO
 
-__all__ = ["SpikingLayer"]
+__all__ = ["SpikingLayer", "ATGO"]
