@@ -181,7 +181,7 @@ void adaptive_fire_step(const py::object& h_obj, const py::object& v_obj, const 
 }
 
 // theta[t] and k_t from the step's statistics, rounded to `dtype` (returned as Python floats).
-py::tuple adaptive_step_values(double sum, double sum_squared_deviations, int64_t N, double decay,
+py::tuple adaptive_step_values(double sum, double sum_squared_deviations, int64_t N, int64_t t, double decay,
                                const py::dtype& dtype, const std::string& threshold_mode, double f_c, double v_th,
                                bool tgo, const std::string& tgo_driver, double width) {
   const spikegrad::AdaptiveParams<double> untyped =
@@ -194,7 +194,9 @@ py::tuple adaptive_step_values(double sum, double sum_squared_deviations, int64_
   const double std_dev = spikegrad::layer_std(sum_squared_deviations, N);
   auto values = [&](auto zero) {
     using real = decltype(zero);
-    const spikegrad::AdaptiveStepValues<real> v = spikegrad::adaptive_step_values(typed<real>(untyped), mean, std_dev);
+    const spikegrad::AdaptiveParams<real> params = typed<real>(untyped);
+    const spikegrad::AdaptiveStepValues<real> v = spikegrad::adaptive_step_values(params, mean, std_dev);
+    spikegrad::check_tgo_width(params, v.width, mean, std_dev, t);
     return py::make_tuple(static_cast<double>(v.threshold), static_cast<double>(v.width), mean, std_dev);
   };
   if (dtype.equal(py::dtype::of<float>())) return values(0.0f);
@@ -226,7 +228,7 @@ Bit-identical to spikegrad.ref.adaptive.forward for any num_threads.)doc");
         py::arg("threshold"), py::arg("v_reset"), py::kw_only(), py::arg("reset"), py::arg("num_threads") = 0,
         "One step's fire and reset with threshold theta (cast to h's dtype): writes output = H(h - theta) and v.");
   m.def("adaptive_step_values", &adaptive_step_values, py::arg("sum"), py::arg("sum_squared_deviations"),
-        py::arg("N"), py::arg("decay"), py::arg("dtype"), py::kw_only(), py::arg("threshold_mode"), py::arg("f_c"),
+        py::arg("N"), py::arg("t"), py::arg("decay"), py::arg("dtype"), py::kw_only(), py::arg("threshold_mode"), py::arg("f_c"),
         py::arg("v_th"), py::arg("tgo"), py::arg("tgo_driver"), py::arg("width"),
         "From the layer's (combined) sums: returns (theta, width, mean, std), theta and width rounded to dtype.");
 }

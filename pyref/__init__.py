@@ -10,3 +10,7 @@ from .neuron import NeuronGrads, NeuronOptions, NeuronResult, backward, error_sc
 
 __all__ = ["formulas", "forward", "backward", "error_scale", "NeuronOptions", "NeuronResult",
            "NeuronGrads"]
+
+from . import adaptive  # noqa: E402  DS-ATGO's adaptive threshold (SPEC 2, 5)
+
+__all__ += ["adaptive"]

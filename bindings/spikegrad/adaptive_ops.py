@@ -151,7 +151,7 @@ def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
         local = _core.adaptive_deviation_step(h, total / N_total)  # layer_mean's division
         squared = ref_adaptive.combine_partial_sums(_gather_block_sums(local, block_counts))
         theta[t], p[t], mean[t], std[t] = _core.adaptive_step_values(
-            total, squared, N_total, float(decay), dtype, threshold_mode=threshold_mode,
+            total, squared, N_total, t, float(decay), dtype, threshold_mode=threshold_mode,
             f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver, width=width)
         _core.adaptive_fire_step(h, v, o, float(theta[t]), float(v_reset), reset=reset)
     return (torch.from_numpy(theta), torch.from_numpy(p), torch.from_numpy(mean),

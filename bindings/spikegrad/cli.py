@@ -1,6 +1,7 @@
 """The `spikegrad` command line.
 
     spikegrad verify      check every compiled kernel variant against the NumPy reference
+                          (the single-level neuron, then DS-ATGO's adaptive threshold)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import kernels, ref
+from . import _verify_adaptive, kernels, ref
 from ._options import CHARGES, DEFAULT_SG_PARAM, RESETS, SCALES, SURROGATES
 from .testing import compare
 
@@ -102,6 +103,8 @@ def cmd_verify(args) -> int:
     elapsed = time.perf_counter() - start
     print("-" * len(header))
     print(f"{len(variants) - failures} passed, {failures} failed ({elapsed:.1f} s)")
+    failures += _verify_adaptive.verify_adaptive(rng, cases=args.cases,
+                                                 failures_only=args.failures_only)
     return 1 if failures else 0
 
 

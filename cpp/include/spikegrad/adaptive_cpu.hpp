@@ -81,6 +81,19 @@ AdaptiveStepValues<real> adaptive_step_values(const AdaptiveParams<real>& P, dou
   return {static_cast<real>(theta), static_cast<real>(width)};
 }
 
+// k_t = 0 happens when tanh(d_t - V_th) rounds to -1 (d_t - V_th < -19 in float64): the rect
+// surrogate of width 0 is undefined (its limit is a Dirac delta, not 0), so it is an error, raised
+// in the forward where the cause is known. A NaN width (NaN inputs) passes, as NaN inputs do.
+template <typename real>
+void check_tgo_width(const AdaptiveParams<real>& P, real width, double mean, double std_dev, int64_t t) {
+  if (width <= 0) {
+    throw std::invalid_argument(
+        "the TGO width k_t = width * (1 + tanh(d_t - v_th)) rounds to 0 at t = " + std::to_string(t) +
+        " (mean(h) = " + detail::number_string(mean) + ", std(h) = " + detail::number_string(std_dev) +
+        ", v_th = " + detail::number_string(P.v_th) + "): d_t is too far below v_th; use a smaller v_th or tgo=False");
+  }
+}
+
 // mean(h[t]) from the layer's sum of h, and the Bessel-corrected std from its sum of squared
 // deviations (two passes: the second sums (h - mean)^2 around the first's mean).
 inline double layer_mean(double sum, int64_t N) { return sum / static_cast<double>(N); }
@@ -237,6 +250,7 @@ void adaptive_forward_cpu(const NeuronOptions& options, const AdaptiveParams<rea
     adaptive_deviation_step<real>(N, h, mean[t], workspace, num_threads);
     std_dev[t] = layer_std(combine_block_sums(workspace, num_blocks), N);
     const AdaptiveStepValues<real> step = adaptive_step_values(P, mean[t], std_dev[t]);  // Eq. 5, 7
+    check_tgo_width(P, step.width, mean[t], std_dev[t], t);
     threshold[t] = step.threshold;
     sg_param[t] = step.width;
     adaptive_fire_step<real>(options.reset, N, h, v_last, output + t * N, step.threshold, P.v_reset, num_threads);
