@@ -385,6 +385,11 @@ def test_layer_errors_in_use():
         layer(torch.ones(4))
 
 
+def test_sync_stats_without_a_process_group_is_an_error():
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        ATGO(sync_stats=True)(torch.randn(2, 2, 3))
+
+
 def test_diagnostics():
     layer = ATGO()
     x = _layer_case(3).detach()
@@ -494,3 +499,47 @@ def test_sync_stats_two_processes_equal_one_process():
                 assert torch.equal(r["threshold"], ranks[0]["threshold"])  # ranks agree
                 assert_close(r["threshold"].numpy(), single.diagnostics["threshold"].numpy(),
                              "threshold", dtype=np.float32, T=0)
+
+
+# --------------------------------------------------------------------------------------
+# The PLIF parameter w against finite differences (smooth mode, at ATGO's recorded values)
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_w_gradient_equals_finite_differences_in_smooth_mode(seed):
+    """theta[t] and k_t are detached statistics, so what the backward differentiates is the
+    neuron with those per-step values: in smooth mode (s = F(z), rect's clamp primitive)
+    that neuron is differentiable in w through lam = sigmoid(w), and dL/dw must equal the
+    central difference of the loss. Tolerances as in test_ref_backward (float64, step 1e-6);
+    the fixed cases keep every z away from rect's kinks by far more than the step moves it."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.5, 1.0, (4, 6))
+    w0 = -math.log(4) + 0.3 * seed
+    recorded = A.forward(x, decay=1 / (1 + math.exp(-w0)))
+    go, gv = rng.normal(size=x.shape), rng.normal(size=6)
+
+    def loss(w):
+        r = ref.forward(x, decay=1 / (1 + math.exp(-w)), threshold=recorded.threshold,
+                        sg_param=recorded.sg_param, smooth=True)
+        return float((r.output * go).sum() + (r.v_last * gv).sum())
+
+    r = ref.forward(x, decay=1 / (1 + math.exp(-w0)), threshold=recorded.threshold,
+                    sg_param=recorded.sg_param, smooth=True)
+    z = r.membrane - r.threshold[:, None]
+    kinks = np.abs(np.abs(z) - r.sg_param[:, None] / 2)
+    assert kinks.min() > 1e-4, "case too close to a kink of the rect primitive"
+    lam = 1 / (1 + math.exp(-w0))
+    analytic = ref.backward(r, go, None, gv).decay * lam * (1 - lam)     # dlam/dw = s(1 - s)
+    step = 1e-6
+    numeric = (loss(w0 + step) - loss(w0 - step)) / (2 * step)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6)
+    # and the layer (float64, training) returns exactly this chain for the non-smooth neuron
+    layer = ATGO(learn_decay=True).double()
+    with torch.no_grad():
+        layer.w.fill_(w0)
+    out = layer(torch.from_numpy(x))
+    (out * torch.from_numpy(go)).sum().backward()
+    plain = ref.backward(recorded, go)
+    scale = ref.error_scale(recorded, go)
+    assert_close(layer.w.grad.item(), plain.decay * lam * (1 - lam), "layer grad w",
+                 dtype=np.float64, T=4, magnitude=scale.decay * lam * (1 - lam))

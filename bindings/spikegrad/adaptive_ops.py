@@ -128,6 +128,10 @@ def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
     may differ from it by float64 rounding."""
     import torch.distributed as dist
 
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("sync_stats=True needs the default torch.distributed process group: "
+                           "call torch.distributed.init_process_group first (or use "
+                           "sync_stats=False in a single process)")
     xs = _numpy(x)
     T, N = xs.shape
     dtype = xs.dtype
