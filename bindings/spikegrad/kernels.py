@@ -137,3 +137,70 @@ def backward(result: KernelResult, grad_output, grad_membrane=None, grad_v_last=
         threshold=float(np.sum(grad_threshold)) if pr["threshold_is_scalar"] else grad_threshold,
         sg_param=float(np.sum(grad_sg_param)) if pr["sg_param_is_scalar"] else grad_sg_param,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# DS-ATGO: the adaptive-threshold forward (SPEC 2 "AT", SPEC 5 "TGO"); spikegrad.ref.adaptive
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class AdaptiveKernelResult(KernelResult):
+    """A KernelResult (so `backward` applies: theta[t] and k_t are detached) plus what the
+    adaptive threshold used at every step."""
+
+    threshold: np.ndarray = None   # theta[t], [T], x's dtype
+    sg_param: np.ndarray = None    # k_t, the rect width, [T], x's dtype
+    mean: np.ndarray = None        # mean(h[t]), float64 [T]
+    std: np.ndarray = None         # std(h[t]) (Bessel), float64 [T]
+
+
+def adaptive_forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", tgo=True,
+                     tgo_driver="std", width=1.0, v_init=None, charge="mul", reset="hard",
+                     v_reset=0.0, detach_reset=False, return_membrane=True,
+                     num_threads=0) -> AdaptiveKernelResult:
+    """The C++ twin of spikegrad.ref.adaptive.forward (same keywords), bit-identical."""
+    from .ref.adaptive import check_adaptive_options
+
+    check_options(charge=charge, reset=reset, scale="absolute", surrogate="rect",
+                  detach_reset=bool(detach_reset), return_membrane=bool(return_membrane))
+    check_adaptive_options(threshold_mode, tgo_driver, f_c, v_th, width)
+    dtype = _dtype_of(x)
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a time axis with T >= 1, got shape {x.shape}")
+    T = x.shape[0]
+    neuron_shape = x.shape[1:]
+    N = int(np.prod(neuron_shape, dtype=np.int64))
+    x2 = np.ascontiguousarray(x.reshape(T, N))
+    if v_init is None:
+        v0, v_init_shape = np.zeros(N, dtype=dtype), None
+    else:
+        v_init = np.asarray(v_init, dtype=np.float64)
+        if v_init.ndim != 0 and v_init.shape != neuron_shape:
+            raise ValueError(f"v_init must be a scalar or shaped like x[0] {neuron_shape}, "
+                             f"got {v_init.shape}")
+        v_init_shape = v_init.shape
+        v0 = np.ascontiguousarray(np.broadcast_to(v_init, neuron_shape).reshape(N), dtype=dtype)
+    output = np.empty((T, N), dtype=dtype)
+    membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
+    v_last = np.empty(N, dtype=dtype)
+    theta, p = np.empty(T, dtype=dtype), np.empty(T, dtype=dtype)
+    mean, std = np.empty(T), np.empty(T)
+    _core.adaptive_forward(x2, float(decay), float(v_reset), v0, output, membrane, v_last, theta,
+                           p, mean, std, charge=charge, reset=reset,
+                           threshold_mode=threshold_mode, f_c=float(f_c), v_th=float(v_th),
+                           tgo=bool(tgo), tgo_driver=tgo_driver, width=float(width),
+                           num_threads=num_threads)
+    options = dict(charge=charge, reset=reset, scale="absolute", surrogate="rect",
+                   smooth=False, detach_reset=bool(detach_reset))
+    params = dict(decay=float(decay), v_reset=float(v_reset), threshold=theta, sg_param=p,
+                  v_init=v0, threshold_is_scalar=False, sg_param_is_scalar=False,
+                  v_init_shape=v_init_shape, x2=x2)
+    return AdaptiveKernelResult(
+        output=output.reshape(x.shape),
+        membrane=None if membrane is None else membrane.reshape(x.shape),
+        v_last=v_last.reshape(neuron_shape), x=x, options=options, params=params,
+        threshold=theta, sg_param=p, mean=mean, std=std)
+
+
+__all__ += ["adaptive_forward", "AdaptiveKernelResult"]
