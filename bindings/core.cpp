@@ -263,6 +263,8 @@ bool has_openmp() {
 #endif
 }
 
+#include "multilevel_bindings.hpp"  // SPEC 6: the CF neuron and the PNB partial sums
+
 int openmp_max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -307,6 +309,8 @@ grad_v_last: [N] or None (zero). Writes grad_x: [T, N] and grad_v_init: [N].
 Returns (grad_decay: float, grad_threshold: float64 [T], grad_sg_param: float64 [T]);
 parameter gradients are accumulated in float64 in a fixed order (the same bits for any
 num_threads). detach_reset: the spike inside the reset carries no gradient.)doc");
+
+  register_multilevel(m);
 
   m.def("has_openmp", &has_openmp, "Whether the kernels were compiled with OpenMP.");
   m.def("openmp_max_threads", &openmp_max_threads,

@@ -10,3 +10,8 @@ from .neuron import NeuronGrads, NeuronOptions, NeuronResult, backward, error_sc
 
 __all__ = ["formulas", "forward", "backward", "error_scale", "NeuronOptions", "NeuronResult",
            "NeuronGrads"]
+
+# SPEC 6, the multi-level circulate-firing neuron and the PNB loss (seed 002)
+from . import multilevel, pnb  # noqa: E402
+
+__all__ += ["multilevel", "pnb"]

@@ -6,5 +6,6 @@ the papers plot (see `SpikingLayer`).
 """
 
 from ._base import SpikingLayer
+from .cf import CF
 
-__all__ = ["SpikingLayer"]
+__all__ = ["SpikingLayer", "CF"]

@@ -6,3 +6,5 @@
 #include "options.hpp"
 #include "formulas.hpp"
 #include "neuron_cpu.hpp"
+#include "multilevel_cpu.hpp"
+#include "pnb_cpu.hpp"
