@@ -102,6 +102,8 @@ def cmd_verify(args) -> int:
     elapsed = time.perf_counter() - start
     print("-" * len(header))
     print(f"{len(variants) - failures} passed, {failures} failed ({elapsed:.1f} s)")
+    from .verify_multilevel import cmd_verify_multilevel   # SPEC 6, the CF neuron
+    failures += cmd_verify_multilevel(rng, args.cases, args.failures_only)
     return 1 if failures else 0
 
 
