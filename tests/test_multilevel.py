@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from spikegrad import kernels, ref
 from spikegrad.testing import strategies as sgst
-from spikegrad.testing.compare import (assert_bitwise_equal, assert_close,
-                                       multilevel_smooth_forward_magnitude)
+from spikegrad.testing.compare import assert_bitwise_equal, assert_close
 
 from conftest import examples
 
@@ -178,16 +177,11 @@ def test_kernels_match_reference(case, seed):
     T, N = case["x"].shape
     expected = ML.forward(**case)
     actual = kernels.multilevel_forward(**case)
+    # the level primitives use no transcendental function (only +, -, *, |.|, clamp), so
+    # the forward is bit-identical in smooth mode too
     for name in ("output", "membrane", "v_last"):
         a, e = getattr(actual, name), getattr(expected, name)
-        if case["smooth"]:
-            magnitude = multilevel_smooth_forward_magnitude(
-                expected.membrane, theta_p=case["theta_p"], theta_n=case["theta_n"],
-                k_p=case["k_p"], k_n=case["k_n"], a=expected.a)
-            assert_close(a, e, f"forward {name} (smooth)", dtype=dtype, T=T,
-                         magnitude=magnitude)
-        else:
-            assert_bitwise_equal(a, e, f"forward {name}")
+        assert_bitwise_equal(a, e, f"forward {name} (smooth={case['smooth']})")
 
     rng = np.random.default_rng(seed)
     upstream = [rng.normal(size=(T, N)).astype(dtype), rng.normal(size=(T, N)).astype(dtype),

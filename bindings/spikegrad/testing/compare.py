@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["ULPS", "assert_bitwise_equal", "assert_close", "tolerance", "max_error",
-           "error_ratio", "smooth_forward_magnitude", "multilevel_smooth_forward_magnitude"]
+           "error_ratio", "smooth_forward_magnitude"]
 
 TRANSCENDENTAL_ULPS = 4
 # a transcendental's ulps plus the roundings of the formula that uses it
@@ -133,19 +133,3 @@ def assert_close(actual, expected, what, *, dtype, T, magnitude=None):
             f"{what}: {int(over.sum())} of {e.size} elements beyond the bound; first at "
             f"{first}: got {a[first]!r}, expected {e[first]!r}, |diff| = {diff[first]:.3g} "
             f"> bound {bound[first]:.3g}")
-
-
-def multilevel_smooth_forward_magnitude(membrane, *, theta_p, theta_n, k_p, k_n, a):
-    """The scale of the smooth-mode forward's rounding for the CF neuron (SPEC 6).
-
-    Each level count is a sum of K primitives: a TSG primitive is accurate to a few ulps of
-    1 plus a times the rounding of its distance d = h - k theta (ulps of max(|h|, K theta));
-    the span ramp a * (clamp(h) - lower) to ulps of a * K theta. The reset multiplies the
-    counts by theta. So the outputs and membranes carry errors of a few ulps of
-    max(1, |h|) + K (1 + a K theta) max(1, theta)."""
-    h = np.abs(np.asarray(membrane, dtype=np.float64))
-    h = h[np.isfinite(h)]
-    K = max(k_p, k_n)
-    theta = max(abs(float(theta_p)), abs(float(theta_n)))
-    a = float(np.max(np.abs(a)))
-    return max(1.0, float(h.max()) if h.size else 0.0) + K * (1 + a * K * theta) * max(1.0, theta)

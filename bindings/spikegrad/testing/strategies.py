@@ -112,7 +112,8 @@ def multilevel_case(draw, surrogates=("span", "tsg"), smooth=st.booleans(),
     """Keyword arguments for spikegrad.ref.multilevel.forward (x [T, N] included).
 
     Levels: theta_p, theta_n from 1, 0.5, 2, 1e-3, 1e3, 0.3 or [0.05, 4] (moderate,
-    [0.5, 2], in smooth mode, with a * theta <= 1.5: see spikegrad.testing.compare),
+    [0.5, 2], in smooth mode, with a * theta <= 1.5, so that finite differences of the
+    smooth forward stay well conditioned: |dv/dh| <= 1),
     k_p, k_n in 1..4; x is drawn at the levels' scale, with a drawn fraction of entries
     exactly on a level (+-k theta, where the strict comparisons matter)."""
     is_smooth = draw(smooth)
