@@ -238,6 +238,24 @@ def _a_gradient(r, grad_a):
     return float(grad_a.sum()) if r.a_is_scalar else grad_a
 
 
+def _level_magnitudes(options, h, theta_p, theta_n, k_p, k_n, a):
+    """level_surrogates with every level's term replaced by its magnitude, in float64: the
+    dF_a/da of two levels have opposite signs and may cancel, their rounding does not."""
+    if options.surrogate == "span":
+        return tuple(np.abs(s).astype(np.float64)
+                     for s in level_surrogates(options, h, theta_p, theta_n, k_p, k_n, a))
+    sp, sn, a_p, a_n = (np.zeros(h.shape) for _ in range(4))
+    for k in range(1, k_p + 1):
+        d = h - F.level(k, theta_p)
+        sp = sp + np.abs(F.tsg_derivative(d, a))
+        a_p = a_p + np.abs(F.tsg_a_derivative(d, a))
+    for k in range(1, k_n + 1):
+        d = h + F.level(k, theta_n)
+        sn = sn + np.abs(F.tsg_derivative(d, a))
+        a_n = a_n + np.abs(F.tsg_a_derivative(d, a))
+    return sp, sn, a_p, a_n
+
+
 def error_scale(result: MultilevelResult, grad_output, grad_membrane=None, grad_v_last=None):
     """`backward`'s recursion on magnitudes (the running error bound, see
     spikegrad.ref.error_scale): the scale of rounding in each gradient, for
@@ -258,8 +276,8 @@ def error_scale(result: MultilevelResult, grad_output, grad_membrane=None, grad_
     tp, tn, lam = abs(float(r.theta_p)), abs(float(r.theta_n)), abs(float(r.decay))
     with np.errstate(over="ignore", invalid="ignore"):
         for t in reversed(range(T)):
-            sp, sn, a_p, a_n = (np.abs(s).astype(np.float64) for s in level_surrogates(
-                opt, r.membrane[t], r.theta_p, r.theta_n, r.k_p, r.k_n, r.a[t]))
+            sp, sn, a_p, a_n = _level_magnitudes(opt, r.membrane[t], r.theta_p, r.theta_n,
+                                                 r.k_p, r.k_n, r.a[t])
             if opt.detach_reset:
                 dv_dh = 1.0
                 c_a = m_out[t] * (a_p + a_n)

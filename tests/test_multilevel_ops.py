@@ -245,3 +245,99 @@ def test_cf_layer_diagnostics_by_hand():
     layer(x)
     assert layer.diagnostics["firing_rate"].tolist() == [5 / 8]
     assert layer.diagnostics["gradient_available"].tolist() == [4 / 8]
+
+
+# ---------------------------------------------------------------------------------------
+# An independent eager transcription of SPEC 6, differentiated by autograd: the oracle for
+# the non-smooth and detached backward paths, which finite differences cannot check.
+# ---------------------------------------------------------------------------------------
+
+class _StraightThrough(torch.autograd.Function):
+    """value in the forward; d/dh := d_dh and d/da := sum(d_da) in the backward."""
+
+    @staticmethod
+    def forward(ctx, h, a, value, d_dh, d_da):
+        ctx.save_for_backward(d_dh, d_da)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad):
+        d_dh, d_da = ctx.saved_tensors
+        return grad * d_dh, (grad * d_da).sum(), None, None, None
+
+
+def eager_multilevel(x, *, decay, theta_p, theta_n, k_p, k_n, surrogate, a, detach_reset,
+                     v_init):
+    """x [T, N], decay 0-d, a [T], v_init [N]: SPEC 6 written from the text."""
+    v = v_init
+    outputs, membranes = [], []
+    for t in range(x.shape[0]):
+        h = decay * v + x[t]
+        at = a[t]
+        hd = h.detach()
+        n_p = n_n = 0
+        if surrogate == "span":
+            window_p = ((theta_p / 2 < hd) & (hd < (k_p + 0.5) * theta_p)).to(h.dtype)
+            window_n = ((-(k_n + 0.5) * theta_n < hd) & (hd < -theta_n / 2)).to(h.dtype)
+            count_p = sum((hd > k * theta_p).to(h.dtype) for k in range(1, k_p + 1))
+            count_n = sum((hd < -k * theta_n).to(h.dtype) for k in range(1, k_n + 1))
+            zero = torch.zeros_like(hd)
+            n_p = _StraightThrough.apply(h, at, count_p, at.detach() * window_p, zero)
+            n_n = _StraightThrough.apply(h, at, count_n, -at.detach() * window_n, zero)
+        else:
+            ad = at.detach()
+            for k in range(1, k_p + 1):
+                d = hd - k * theta_p
+                inside = (1 - ad * d.abs()) > 0
+                n_p = n_p + _StraightThrough.apply(
+                    h, at, (d > 0).to(h.dtype), torch.clamp(ad * (1 - ad * d.abs()), min=0),
+                    torch.where(inside, d * (1 - ad * d.abs()), torch.zeros_like(d)))
+            for k in range(1, k_n + 1):
+                d = hd + k * theta_n
+                inside = (1 - ad * d.abs()) > 0
+                # n_n = 1 - H(d) with primitive 1 - F_a(d): both derivatives change sign
+                n_n = n_n + _StraightThrough.apply(
+                    h, at, (d < 0).to(h.dtype), -torch.clamp(ad * (1 - ad * d.abs()), min=0),
+                    -torch.where(inside, d * (1 - ad * d.abs()), torch.zeros_like(d)))
+        outputs.append(n_p - n_n)
+        if detach_reset:
+            n_p, n_n = n_p.detach(), n_n.detach()
+        v = h - n_p * theta_p + n_n * theta_n
+        membranes.append(h)
+    return torch.stack(outputs), torch.stack(membranes), v
+
+
+@settings(max_examples=examples(120))
+@given(case=sgst.multilevel_case(smooth=st.just(False), dtype=st.just(np.float64),
+                                 shape=sgst.shapes(max_T=6, max_N=50)),
+       seed=st.integers(0, 2**32 - 1))
+def test_op_backward_matches_independent_autograd_transcription(case, seed):
+    rng = np.random.default_rng(seed)
+    T, N = case["x"].shape
+    tsg = case["surrogate"] == "tsg"
+    x = torch.from_numpy(case["x"]).requires_grad_()
+    decay = torch.tensor(case["decay"], dtype=torch.float64, requires_grad=True)
+    a = torch.as_tensor(np.broadcast_to(np.asarray(case["a"], np.float64), (T,)).copy()
+                        ).requires_grad_(tsg)
+    v_init = torch.from_numpy(rng.normal(0, 0.5, N)).requires_grad_()
+    levels = {k: case[k] for k in ("theta_p", "theta_n", "k_p", "k_n", "surrogate",
+                                   "detach_reset")}
+    upstream = [torch.from_numpy(rng.normal(size=s)) for s in ((T, N), (T, N), (N,))]
+    leaves = [x, decay, v_init] + ([a] if tsg else [])
+
+    out = spikegrad.multilevel(x, decay=decay, a=a, v_init=v_init, return_membrane=True,
+                               **levels)
+    o_e, h_e, v_e = eager_multilevel(x, decay=decay, a=a, v_init=v_init, **levels)
+    # float64, the same order of operations (SPEC 0): the same spikes, membranes to the bit
+    assert torch.equal(out.output, o_e) and torch.equal(out.membrane, h_e)
+    assert torch.equal(out.v_last, v_e)
+    actual = torch.autograd.grad(
+        sum((o * u).sum() for o, u in zip((out.output, out.membrane, out.v_last), upstream)),
+        leaves)
+    expected = torch.autograd.grad(
+        sum((o * u).sum() for o, u in zip((o_e, h_e, v_e), upstream)), leaves)
+    result = ref.multilevel.forward(**dict(case, v_init=v_init.detach().numpy()))
+    scale = ref.multilevel.error_scale(result, *[u.numpy() for u in upstream])
+    for name, g, e in zip(("x", "decay", "v_init", "a"), actual, expected):
+        assert_close(g.numpy(), e.numpy(), f"grad {name} vs autograd transcription",
+                     dtype=np.float64, T=T, magnitude=getattr(scale, name))
