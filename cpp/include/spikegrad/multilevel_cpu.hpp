@@ -89,72 +89,103 @@ inline SpanBounds<real> span_bounds(real theta_p, real theta_n, int k_p, int k_n
           -(theta_n * half)};
 }
 
-template <typename real>
-struct LevelCounts {
-  real n_p, n_n;
-};
+// The per-level sums run level by level over the whole block (k outer, neurons inner): each
+// neuron still adds its levels in the order k = 1, 2, ... of pyref/multilevel.py, so the bits
+// are the reference's, and the inner loops over neurons vectorize.
 
-// (n_p, n_n), Eqs. 12-13, or in smooth mode the primitives of the level surrogates; summed over
-// k in order, as pyref.multilevel.level_counts.
+// n_p, n_n: out the counts of Eqs. 12-13 for h[0..n), or in smooth mode the primitives of the
+// level surrogates (pyref.multilevel.level_counts).
 template <typename real, LevelSurrogate G, bool Smooth>
-inline LevelCounts<real> level_counts(real h, real theta_p, real theta_n, int k_p, int k_n, real a,
-                                      [[maybe_unused]] const SpanBounds<real>& span) {
-  real n_p = 0, n_n = 0;
-  if constexpr (!Smooth) {
-    for (int k = 1; k <= k_p; ++k) n_p = n_p + above_level(h, level(k, theta_p));   // Eq. 12
-    for (int k = 1; k <= k_n; ++k) n_n = n_n + below_level(h, -level(k, theta_n));  // Eq. 13
-  } else if constexpr (G == LevelSurrogate::Tsg) {
-    for (int k = 1; k <= k_p; ++k) n_p = n_p + tsg_primitive(h - level(k, theta_p), a);
-    for (int k = 1; k <= k_n; ++k) n_n = n_n + (static_cast<real>(1) - tsg_primitive(h + level(k, theta_n), a));
-  } else {
-    n_p = a * span_ramp(h, span.lower_p, span.upper_p);
-    n_n = a * ((span.upper_n - span.lower_n) - span_ramp(h, span.lower_n, span.upper_n));
+inline void level_counts(int64_t n, const real* SPIKEGRAD_RESTRICT h, real* SPIKEGRAD_RESTRICT n_p,
+                         real* SPIKEGRAD_RESTRICT n_n, const MultilevelParams<real>& P, real a,
+                         [[maybe_unused]] const SpanBounds<real>& span) {
+  const real one = static_cast<real>(1);
+  if constexpr (Smooth && G == LevelSurrogate::Span) {
+    for (int64_t i = 0; i < n; ++i) {
+      n_p[i] = a * span_ramp(h[i], span.lower_p, span.upper_p);
+      n_n[i] = a * ((span.upper_n - span.lower_n) - span_ramp(h[i], span.lower_n, span.upper_n));
+    }
+    return;
   }
-  return {n_p, n_n};
+  std::fill(n_p, n_p + n, static_cast<real>(0));
+  std::fill(n_n, n_n + n, static_cast<real>(0));
+  for (int k = 1; k <= P.k_p; ++k) {
+    const real lvl = level(k, P.theta_p);
+    for (int64_t i = 0; i < n; ++i) {
+      if constexpr (Smooth) {
+        n_p[i] = n_p[i] + tsg_primitive(h[i] - lvl, a);
+      } else {
+        n_p[i] = n_p[i] + above_level(h[i], lvl);  // Eq. 12
+      }
+    }
+  }
+  for (int k = 1; k <= P.k_n; ++k) {
+    const real lvl = level(k, P.theta_n);
+    for (int64_t i = 0; i < n; ++i) {
+      if constexpr (Smooth) {
+        n_n[i] = n_n[i] + (one - tsg_primitive(h[i] + lvl, a));
+      } else {
+        n_n[i] = n_n[i] + below_level(h[i], -lvl);  // Eq. 13
+      }
+    }
+  }
 }
 
-template <typename real>
-struct LevelSurrogates {
-  real sp, sn, a_p, a_n;  // summed positive / negative surrogates; summed dF_a/da (tsg)
-};
-
+// sp, sn: out the summed positive- and negative-level surrogates (Eq. 14 or Eqs. 15-16) at
+// h[0..n); a_p, a_n: the summed dF_a/da of each sign (tsg; zero for span).
 template <typename real, LevelSurrogate G>
-inline LevelSurrogates<real> level_surrogates(real h, real theta_p, real theta_n, int k_p, int k_n, real a,
-                                              const SpanBounds<real>& span) {
+inline void level_surrogates(int64_t n, const real* SPIKEGRAD_RESTRICT h, real* SPIKEGRAD_RESTRICT sp,
+                             real* SPIKEGRAD_RESTRICT sn, real* SPIKEGRAD_RESTRICT a_p,
+                             real* SPIKEGRAD_RESTRICT a_n, const MultilevelParams<real>& P, real a,
+                             const SpanBounds<real>& span) {
+  const real zero = static_cast<real>(0);
   if constexpr (G == LevelSurrogate::Span) {
-    return {span_window(h, span.lower_p, span.upper_p, a), span_window(h, span.lower_n, span.upper_n, a),
-            static_cast<real>(0), static_cast<real>(0)};
+    for (int64_t i = 0; i < n; ++i) {
+      sp[i] = span_window(h[i], span.lower_p, span.upper_p, a);
+      sn[i] = span_window(h[i], span.lower_n, span.upper_n, a);
+      a_p[i] = zero;
+      a_n[i] = zero;
+    }
   } else {
-    real sp = 0, sn = 0, a_p = 0, a_n = 0;
-    for (int k = 1; k <= k_p; ++k) {
-      const real d = h - level(k, theta_p);
-      sp = sp + tsg_derivative(d, a);  // Eq. 15
-      a_p = a_p + tsg_a_derivative(d, a);
+    std::fill(sp, sp + n, zero);
+    std::fill(sn, sn + n, zero);
+    std::fill(a_p, a_p + n, zero);
+    std::fill(a_n, a_n + n, zero);
+    for (int k = 1; k <= P.k_p; ++k) {
+      const real lvl = level(k, P.theta_p);
+      for (int64_t i = 0; i < n; ++i) {
+        const real d = h[i] - lvl;
+        sp[i] = sp[i] + tsg_derivative(d, a);  // Eq. 15
+        a_p[i] = a_p[i] + tsg_a_derivative(d, a);
+      }
     }
-    for (int k = 1; k <= k_n; ++k) {
-      const real d = h + level(k, theta_n);
-      sn = sn + tsg_derivative(d, a);  // Eq. 16
-      a_n = a_n + tsg_a_derivative(d, a);
+    for (int k = 1; k <= P.k_n; ++k) {
+      const real lvl = level(k, P.theta_n);
+      for (int64_t i = 0; i < n; ++i) {
+        const real d = h[i] + lvl;
+        sn[i] = sn[i] + tsg_derivative(d, a);  // Eq. 16
+        a_n[i] = a_n[i] + tsg_a_derivative(d, a);
+      }
     }
-    return {sp, sn, a_p, a_n};
   }
 }
 
 // One forward step of a block: charge -> counts -> output -> reset (pyref/multilevel.py's order).
-// v: in v[t-1], out v[t]. h_out: h[t] or nullptr; o: o[t] or nullptr; v_prev_out: v[t-1] or nullptr.
+// v: in v[t-1], out v[t]. o: o[t] or nullptr; h_out: h[t] or nullptr; v_prev_out: v[t-1] or nullptr.
 template <typename real, LevelSurrogate G, bool Smooth>
 inline void multilevel_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
                             real* SPIKEGRAD_RESTRICT o, real* SPIKEGRAD_RESTRICT h_out,
                             real* SPIKEGRAD_RESTRICT v_prev_out, const MultilevelParams<real>& P, real a,
                             const SpanBounds<real>& span) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (v_prev_out != nullptr) v_prev_out[i] = v[i];
-    const real h = charge<Charge::Mul>(v[i], x[i], P.decay, static_cast<real>(0));  // SPEC 1
-    const LevelCounts<real> c = level_counts<real, G, Smooth>(h, P.theta_p, P.theta_n, P.k_p, P.k_n, a, span);
-    if (o != nullptr) o[i] = c.n_p - c.n_n;                                         // Eq. 11
-    v[i] = (h - c.n_p * P.theta_p) + c.n_n * P.theta_n;                             // Eq. 10 (SPEC 6)
-    if (h_out != nullptr) h_out[i] = h;
+  real h[kNeuronBlock], n_p[kNeuronBlock], n_n[kNeuronBlock];
+  if (v_prev_out != nullptr) std::copy(v, v + n, v_prev_out);
+  for (int64_t i = 0; i < n; ++i) h[i] = charge<Charge::Mul>(v[i], x[i], P.decay, static_cast<real>(0));  // SPEC 1
+  level_counts<real, G, Smooth>(n, h, n_p, n_n, P, a, span);                      // Eqs. 12-13
+  for (int64_t i = 0; i < n; ++i) v[i] = (h[i] - n_p[i] * P.theta_p) + n_n[i] * P.theta_n;  // Eq. 10
+  if (o != nullptr) {
+    for (int64_t i = 0; i < n; ++i) o[i] = n_p[i] - n_n[i];                          // Eq. 11
   }
+  if (h_out != nullptr) std::copy(h, h + n, h_out);
 }
 
 // One backward step (SPEC 6 and 8), pyref.multilevel.backward's expressions.
@@ -167,18 +198,19 @@ inline void multilevel_backward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x
                                      real* SPIKEGRAD_RESTRICT c_lam, const MultilevelParams<real>& P, real a,
                                      const SpanBounds<real>& span) {
   const real one = static_cast<real>(1);
+  real h[kNeuronBlock], sp[kNeuronBlock], sn[kNeuronBlock], a_p[kNeuronBlock], a_n[kNeuronBlock];
+  for (int64_t i = 0; i < n; ++i) h[i] = charge<Charge::Mul>(scratch[i], x[i], P.decay, static_cast<real>(0));
+  level_surrogates<real, G>(n, h, sp, sn, a_p, a_n, P, a, span);
   for (int64_t i = 0; i < n; ++i) {
     const real v_prev = scratch[i];
-    const real h = charge<Charge::Mul>(v_prev, x[i], P.decay, static_cast<real>(0));
-    const LevelSurrogates<real> s = level_surrogates<real, G>(h, P.theta_p, P.theta_n, P.k_p, P.k_n, a, span);
     const real gv = g_v[i];
-    const real do_dh = s.sp + s.sn;
+    const real do_dh = sp[i] + sn[i];
     real dv_dh = one;
     if constexpr (Detach) {
-      c_a[i] = g_out[i] * (s.a_p + s.a_n);
+      c_a[i] = g_out[i] * (a_p[i] + a_n[i]);
     } else {
-      dv_dh = (one - P.theta_p * s.sp) - P.theta_n * s.sn;
-      c_a[i] = (g_out[i] - P.theta_p * gv) * s.a_p + (g_out[i] - P.theta_n * gv) * s.a_n;
+      dv_dh = (one - P.theta_p * sp[i]) - P.theta_n * sn[i];
+      c_a[i] = (g_out[i] - P.theta_p * gv) * a_p[i] + (g_out[i] - P.theta_n * gv) * a_n[i];
     }
     const real g_h = (g_mem[i] + gv * dv_dh) + g_out[i] * do_dh;
     scratch[i] = g_h;         // dh/dx = 1
