@@ -341,3 +341,29 @@ def test_op_backward_matches_independent_autograd_transcription(case, seed):
     for name, g, e in zip(("x", "decay", "v_init", "a"), actual, expected):
         assert_close(g.numpy(), e.numpy(), f"grad {name} vs autograd transcription",
                      dtype=np.float64, T=T, magnitude=getattr(scale, name))
+
+
+def test_tsg_on_a_single_level_neuron_is_the_triangle_with_p_one_over_a():
+    """docs/cf.md: TSG on a plain LIF layer is spikegrad.neuron's triangle with
+    sg_param = 1 / a; autograd through 1/a gives SPEC 6's straight-through a-gradient."""
+    torch.manual_seed(3)
+    T, N = 3, 40
+    x = torch.randn(T, N, dtype=torch.float64) * 1.5 + 0.5
+    a = torch.tensor([0.7, 1.0, 1.8], dtype=torch.float64, requires_grad=True)
+    out = spikegrad.neuron(x, charge="mul", decay=0.25, threshold=1.0, reset="soft",
+                           surrogate="triangle", sg_param=1 / a, return_membrane=True)
+    g_o = torch.randn(T, N, dtype=torch.float64)
+    (g_a,) = torch.autograd.grad((out.output * g_o).sum(), a)
+    # the recursion of SPEC 8 by hand (mul charge, soft reset), with SPEC 6's dF_a/da
+    h = out.membrane.detach().numpy()
+    F = ref.formulas
+    expected = np.zeros(T)
+    g_v = np.zeros(N)
+    for t in reversed(range(T)):
+        d = h[t] - 1.0
+        sg = F.tsg_derivative(d, a[t].item())
+        g_s = g_o[t].numpy() - 1.0 * g_v            # do/ds = 1, dv/ds = -theta
+        expected[t] = np.sum(g_s * F.tsg_a_derivative(d, a[t].item()))
+        g_h = g_v * 1.0 + g_s * sg                   # soft reset: dv/dh = 1 with s fixed
+        g_v = g_h * 0.25
+    np.testing.assert_allclose(g_a.numpy(), expected, rtol=1e-12, atol=1e-12)
