@@ -265,6 +265,8 @@ bool has_openmp() {
 #endif
 }
 
+#include "multilevel_bindings.hpp"  // SPEC 6: the CF neuron and the PNB partial sums
+
 int openmp_max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -311,6 +313,7 @@ parameter gradients are accumulated in float64 in a fixed order (the same bits f
 num_threads). detach_reset: the spike inside the reset carries no gradient.)doc");
 
   bind_adaptive(m);
+  register_multilevel(m);
 
   m.def("has_openmp", &has_openmp, "Whether the kernels were compiled with OpenMP.");
   m.def("openmp_max_threads", &openmp_max_threads,

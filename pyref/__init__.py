@@ -11,4 +11,7 @@ from .neuron import NeuronGrads, NeuronOptions, NeuronResult, backward, error_sc
 from . import adaptive, mp_init, mpdagl, tdbn  # noqa: E402  (they build on neuron)
 
 __all__ = ["formulas", "forward", "backward", "error_scale", "NeuronOptions", "NeuronResult",
-           "NeuronGrads", "adaptive", "mp_init", "mpdagl", "tdbn"]
+           "NeuronGrads", "adaptive", "mp_init", "mpdagl", "tdbn", "multilevel", "pnb"]
+
+# SPEC 6, the multi-level circulate-firing neuron and the PNB loss (seed 002)
+from . import multilevel, pnb  # noqa: E402

@@ -16,7 +16,9 @@ import numpy as np
 from . import _core
 from ._options import DEFAULT_SG_PARAM, check_options
 
-__all__ = ["forward", "backward", "KernelResult", "KernelGrads"]
+__all__ = ["forward", "backward", "KernelResult", "KernelGrads", "adaptive_forward",
+           "AdaptiveKernelResult", "multilevel_forward", "multilevel_backward",
+           "MultilevelKernelGrads", "pnb_partial_sums"]
 
 
 @dataclass
@@ -204,3 +206,104 @@ def adaptive_forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", 
 
 
 __all__ += ["adaptive_forward", "AdaptiveKernelResult"]
+
+
+# ---------------------------------------------------------------------------------------
+# SPEC 6: the multi-level circulate-firing neuron and the PNB partial sums (seed 002),
+# with the calling convention of spikegrad.ref.multilevel / spikegrad.ref.pnb.
+# ---------------------------------------------------------------------------------------
+
+def multilevel_forward(x, *, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2,
+                       surrogate="tsg", a=1.0, detach_reset=False, v_init=None, smooth=False,
+                       return_membrane=True, num_threads=0) -> KernelResult:
+    """The CF neuron's C++ forward, like spikegrad.ref.multilevel.forward."""
+    from .ref.multilevel import MultilevelOptions, check_level_parameters
+
+    MultilevelOptions(surrogate, bool(detach_reset), bool(smooth))   # checks the names
+    dtype = _dtype_of(x)
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a time axis with T >= 1, got shape {x.shape}")
+    check_level_parameters(dtype.type(theta_p), dtype.type(theta_n), k_p, k_n)
+    T = x.shape[0]
+    neuron_shape = x.shape[1:]
+    N = int(np.prod(neuron_shape, dtype=np.int64))
+    x2 = np.ascontiguousarray(x.reshape(T, N))
+    a_arr, a_scalar = _per_step(a, T, dtype, "a")
+    if v_init is None:
+        v0 = np.zeros(N, dtype=dtype)
+        v_init_shape = None
+    else:
+        v_init = np.asarray(v_init, dtype=np.float64)
+        if v_init.ndim != 0 and v_init.shape != neuron_shape:
+            raise ValueError(f"v_init must be a scalar or shaped like x[0] {neuron_shape}, "
+                             f"got {v_init.shape}")
+        v_init_shape = v_init.shape
+        v0 = np.ascontiguousarray(np.broadcast_to(v_init, neuron_shape).reshape(N), dtype=dtype)
+    output = np.empty((T, N), dtype=dtype)
+    membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
+    v_last = np.empty(N, dtype=dtype)
+    scalars = dict(decay=float(decay), theta_p=float(theta_p), theta_n=float(theta_n),
+                   k_p=int(k_p), k_n=int(k_n))
+    _core.multilevel_forward(x2, scalars["decay"], scalars["theta_p"], scalars["theta_n"],
+                             scalars["k_p"], scalars["k_n"], a_arr, v0, output, membrane, v_last,
+                             surrogate=surrogate, smooth=bool(smooth), num_threads=num_threads)
+    options = dict(surrogate=surrogate, smooth=bool(smooth), detach_reset=bool(detach_reset))
+    params = dict(scalars, a=a_arr, a_is_scalar=a_scalar, v_init=v0,
+                  v_init_shape=v_init_shape, x2=x2)
+    return KernelResult(
+        output=output.reshape(x.shape),
+        membrane=None if membrane is None else membrane.reshape(x.shape),
+        v_last=v_last.reshape(neuron_shape), x=x, options=options, params=params)
+
+
+@dataclass
+class MultilevelKernelGrads:
+    x: np.ndarray
+    v_init: np.ndarray | float
+    decay: float
+    a: np.ndarray | float | None   # None for surrogate="span"
+
+
+def multilevel_backward(result: KernelResult, grad_output, grad_membrane=None,
+                        grad_v_last=None, num_threads=0) -> MultilevelKernelGrads:
+    """The CF neuron's C++ backward, like spikegrad.ref.multilevel.backward."""
+    pr = result.params
+    x2 = pr["x2"]
+    T, N = x2.shape
+
+    def as_buffer(g, shape, name):
+        if g is None:
+            return None
+        g = np.asarray(g)
+        if g.size != int(np.prod(shape)):
+            raise ValueError(f"{name} has {g.size} elements, expected {int(np.prod(shape))}")
+        return np.ascontiguousarray(g.reshape(shape), dtype=x2.dtype)
+
+    grad_x = np.empty((T, N), dtype=x2.dtype)
+    grad_v_init = np.empty(N, dtype=x2.dtype)
+    grad_decay, grad_a = _core.multilevel_backward(
+        x2, pr["decay"], pr["theta_p"], pr["theta_n"], pr["k_p"], pr["k_n"], pr["a"],
+        pr["v_init"], as_buffer(grad_output, (T, N), "grad_output"),
+        as_buffer(grad_membrane, (T, N), "grad_membrane"),
+        as_buffer(grad_v_last, (N,), "grad_v_last"), grad_x, grad_v_init,
+        num_threads=num_threads, **result.options)
+    if pr["v_init_shape"] == ():
+        g_v_init = float(np.sum(grad_v_init, dtype=np.float64))
+    else:
+        g_v_init = grad_v_init.reshape(result.x.shape[1:])
+    return MultilevelKernelGrads(
+        x=grad_x.reshape(result.x.shape), v_init=g_v_init, decay=float(grad_decay),
+        a=None if result.options["surrogate"] == "span"
+        else float(np.sum(grad_a)) if pr["a_is_scalar"] else grad_a)
+
+
+def pnb_partial_sums(h, theta_p=1.0, theta_n=1.0, k=2, num_threads=0):
+    """[K, 2, 2] float64 partial sums of one layer, like spikegrad.ref.pnb.partial_sums."""
+    from .ref.pnb import check
+
+    h = np.asarray(h)
+    _dtype_of(h)
+    check(theta_p, theta_n, k, 0.0)
+    return _core.pnb_partial_sums(np.ascontiguousarray(h), float(theta_p), float(theta_n),
+                                  int(k), num_threads=num_threads)

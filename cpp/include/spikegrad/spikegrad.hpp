@@ -8,3 +8,5 @@
 #include "formulas.hpp"
 #include "neuron_cpu.hpp"
 #include "adaptive_cpu.hpp"
+#include "multilevel_cpu.hpp"
+#include "pnb_cpu.hpp"
