@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .neuron import NeuronOptions, NeuronResult, _working_dtype, run_loop
+from .neuron import NeuronOptions, NeuronResult, _working_dtype, initial_membrane, run_loop
 
 __all__ = ["AdaptiveResult", "forward", "block_partial_sums", "combine_partial_sums",
            "ordered_sum", "layer_mean", "layer_std", "adaptive_threshold",
@@ -185,16 +185,7 @@ def forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", tgo=True,
     if np.isnan(lam):
         raise ValueError("decay is NaN")
     v_reset = dtype(v_reset)
-    if v_init is None:
-        v = np.zeros(x.shape[1:], dtype=dtype)
-        v_init_shape = None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != x.shape[1:]:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {x.shape[1:]}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v = np.broadcast_to(v_init.astype(dtype), x.shape[1:]).copy()
+    v, v_init_shape = initial_membrane(v_init, x.shape[1:], dtype)
 
     theta = np.empty(T, dtype=dtype)
     p = np.empty(T, dtype=dtype)
