@@ -5,6 +5,7 @@ are named. Skipped without scikit-learn or matplotlib (pip install 'spikegrad[de
 import io
 import json
 import math
+import sys
 
 import pytest
 
@@ -118,4 +119,12 @@ def test_bad_arguments_are_named(tmp_path, capsys):
         demo.run_demo(["lif"], str(tmp_path), epochs=0)
     with pytest.raises(TypeError, match="seed"):
         demo.run_demo(["lif"], str(tmp_path), seed=1.5)
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_missing_extra_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sklearn", None)     # as if not installed
+    assert cli.main(["demo", "--methods", "lif", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "sklearn" in err and "spikegrad[torch,demo]" in err
     assert not (tmp_path / "results.json").exists()

@@ -430,14 +430,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{DemoConfig.quick().epochs} epochs instead of "
                              f"{DemoConfig.full().hidden} and {DemoConfig.full().epochs} "
                              f"(about 20 s instead of 2 minutes on 2 cores)")
-    parser.add_argument("--out", default="spikegrad-demo",
+    parser.add_argument("--out", default="spikegrad-demo", metavar="DIR",
                         help="output folder (default spikegrad-demo)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD",
                         help=f"methods to train (default all): {', '.join(METHODS)}")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of the split, the initial weights and the batch order "
                              "(default 0)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=int, default=None, metavar="N",
                         help="override the number of epochs")
 
 
