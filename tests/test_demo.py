@@ -8,6 +8,10 @@ import math
 import sys
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from conftest import examples
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -128,3 +132,114 @@ def test_missing_extra_is_a_clear_error(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "sklearn" in err and "spikegrad[torch,demo]" in err
     assert not (tmp_path / "results.json").exists()
+
+
+def _small_network(name, T=2, seed=0):
+    import torch
+
+    torch.manual_seed(seed)
+    config = demo.DemoConfig(T=T, hidden=8, layers=2, epochs=1)
+    return demo.build_network(demo.METHODS[name], config), config
+
+
+@pytest.mark.parametrize("T", [1, 3])
+def test_every_method_starts_from_the_same_linear_weights(T):
+    import torch
+
+    reference, _ = _small_network("lif", T)
+    for name in demo.METHODS:
+        net, _ = _small_network(name, T)
+        for a, b in zip([*reference.linears, reference.readout], [*net.linears, net.readout]):
+            assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias), name
+
+
+@pytest.mark.parametrize("name", list(demo.METHODS))
+def test_network_wiring(name):
+    import torch
+
+    from spikegrad import nn as snn
+    from spikegrad import pnb_loss
+
+    expected_layer = {"lif": snn.LIF, "ds-atgo": snn.ATGO, "mpd-agl": snn.MPDAGL,
+                      "cf-tsg-pnb": snn.CF, "mp-init-trsg": snn.TrLIF, "as-sg": snn.TrLIF,
+                      "rs-sg": snn.TrLIF}[name]
+    net, config = _small_network(name)
+    assert all(type(layer) is expected_layer for layer in net.spiking_layers())
+    assert len(net.spiking_layers()) == config.layers
+    if name == "mpd-agl":
+        # each MPD-AGL layer takes gamma_bar from its own tdBN (V_th = 0.5): with gamma = 3
+        # on the second norm, its first width is 2 * 3 * 0.5 (Eq. 7)
+        with torch.no_grad():
+            net.norms[1].weight.fill_(3.0)
+        assert net.norms[1].v_th == 0.5
+    for layer in net.spiking_layers():
+        layer.record_diagnostics = True
+    x = torch.rand(5, 64)
+    logits = net(x)
+    assert logits.shape == (5, 10)
+    if name == "mpd-agl":
+        assert float(net.spiking[0].diagnostics["sg_width"][0]) == pytest.approx(1.0)
+        assert float(net.spiking[1].diagnostics["sg_width"][0]) == pytest.approx(3.0)
+    for layer in net.spiking_layers():
+        assert layer.diagnostics["firing_rate"].shape == (config.T,)
+    extra = net.extra_loss()
+    if name == "cf-tsg-pnb":
+        assert torch.equal(extra, pnb_loss([layer.membrane for layer in net.spiking]))
+    else:
+        assert extra is None
+    if name in ("mp-init-trsg", "as-sg", "rs-sg"):
+        scale = {"mp-init-trsg": "threshold_robust", "as-sg": "absolute",
+                 "rs-sg": "relative"}[name]
+        assert all(layer.scale == scale and layer.mp_init for layer in net.spiking)
+
+
+@st.composite
+def _results(draw):
+    """A results dict as run_demo writes it, with drawn values (rates 0 and 1 included)."""
+    layers, T = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    names = draw(st.lists(st.sampled_from(list(demo.METHODS)), min_size=1, unique=True))
+    fraction = st.floats(0, 1)
+    methods = {}
+    for name in names:
+        available = [draw(st.lists(fraction, min_size=T, max_size=T)) for _ in range(layers)]
+        methods[name] = {
+            "label": demo.METHODS[name].label,
+            "test_accuracy": draw(st.integers(0, 360)) / 360,
+            "firing_rate": [draw(st.lists(fraction, min_size=T, max_size=T))
+                            for _ in range(layers)],
+            "gradient_available": [sum(a) / T for a in available],
+            "train_time_s": draw(st.floats(1e-3, 1e3)),
+        }
+    config = {"T": T, "hidden": 8, "layers": layers, "epochs": 1, "train_size": 1437,
+              "test_size": 360}
+    return {"seed": 0, "config": config, "methods": methods}
+
+
+@settings(max_examples=examples(40))
+@given(results=_results())
+@example(results={"seed": 0, "config": {"T": 1, "hidden": 1, "layers": 1, "epochs": 1,
+                                        "train_size": 1437, "test_size": 360},
+                  "methods": {"lif": {"label": "plain LIF", "test_accuracy": 1.0,
+                                      "firing_rate": [[0.0]], "gradient_available": [1.0],
+                                      "train_time_s": 0.05}}})
+def test_results_md_rows_read_back_as_the_results(results):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        path = f"{out}/results.md"
+        demo.write_markdown(results, path)
+        lines = open(path).read().splitlines()
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| method")]
+    assert len(rows) == len(results["methods"])
+    for row, entry in zip(rows, results["methods"].values()):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == entry["label"]
+        assert float(cells[1].rstrip("%")) == pytest.approx(100 * entry["test_accuracy"],
+                                                            abs=0.05)
+        rates = [float(c.rstrip("%")) for c in cells[2].split(" / ")]
+        means = [100 * sum(r) / len(r) for r in entry["firing_rate"]]
+        assert rates == pytest.approx(means, abs=0.05 + 1e-9)
+        grads = [float(c.rstrip("%")) for c in cells[3].split(" / ")]
+        assert grads == pytest.approx([100 * g for g in entry["gradient_available"]],
+                                      abs=0.05 + 1e-9)
+        assert float(cells[4]) == pytest.approx(entry["train_time_s"], abs=0.05 + 1e-9)
