@@ -105,9 +105,13 @@ def test_same_seed_same_results_other_seed_other_split(tmp_path):
         entry.pop("train_time_s")
         return entry
 
+    import torch
+
+    threads = torch.get_num_threads()
     first = run(0, "a")
     assert run(0, "b") == first
     assert run(1, "c") != first
+    assert torch.get_num_threads() == threads     # the demo's one thread is given back
 
 
 def test_bad_arguments_are_named(tmp_path, capsys):
@@ -121,6 +125,8 @@ def test_bad_arguments_are_named(tmp_path, capsys):
         demo.run_demo(["lif", "lif"], str(tmp_path))
     with pytest.raises(ValueError, match="epochs"):
         demo.run_demo(["lif"], str(tmp_path), epochs=0)
+    with pytest.raises(TypeError, match="methods"):
+        demo.run_demo("lif", str(tmp_path))
     with pytest.raises(TypeError, match="seed"):
         demo.run_demo(["lif"], str(tmp_path), seed=1.5)
     assert not (tmp_path / "results.json").exists()

@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -383,6 +384,9 @@ def run_demo(methods, out: str, *, quick: bool = False, seed: int = 0,
     _require_extras()
     import torch
 
+    if isinstance(methods, str) or not isinstance(methods, (list, tuple)):
+        raise TypeError(f"methods must be a list of method names, got "
+                        f"{type(methods).__name__}")
     unknown = [m for m in methods if m not in METHODS]
     if not methods or unknown:
         raise ValueError(f"methods must be a non-empty list of {list(METHODS)}, got "
@@ -395,9 +399,8 @@ def run_demo(methods, out: str, *, quick: bool = False, seed: int = 0,
     if epochs is not None:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-        config = DemoConfig(**{**config.__dict__, "epochs": epochs})
+        config = dataclasses.replace(config, epochs=epochs)
     stream = stream if stream is not None else sys.stderr
-    torch.set_num_threads(1)      # a light demo: torch's own ops on one thread
     data = load_digits_split(seed, config.test_fraction)
     stream.write(f"spikegrad demo: {len(methods)} methods, digits {len(data[0])} train / "
                  f"{len(data[2])} test, T = {config.T}, H = {config.hidden}, "
@@ -413,8 +416,13 @@ def run_demo(methods, out: str, *, quick: bool = False, seed: int = 0,
                    "layers": config.layers, "pnb_weight": config.pnb_weight},
         "methods": {},
     }
-    for name in methods:
-        results["methods"][name] = train_method(name, config, data, seed, stream)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)      # a light demo: torch's own ops on one thread
+    try:
+        for name in methods:
+            results["methods"][name] = train_method(name, config, data, seed, stream)
+    finally:
+        torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
