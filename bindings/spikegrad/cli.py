@@ -5,6 +5,9 @@
                           PyTorch) against the NumPy reference
     spikegrad verify --against package.module:function --options '{"charge": "mul"}'
                           check your own neuron (spikegrad.testing.assert_neuron_matches)
+    spikegrad demo [--quick] [--out DIR] [--methods ...] [--seed N]
+                          train the seed methods side by side on scikit-learn's digits
+                          (needs 'spikegrad[torch,demo]'); see spikegrad.demo
 """
 
 from __future__ import annotations
@@ -186,6 +189,10 @@ def main(argv=None) -> int:
     verify.add_argument("--max-examples", type=int, default=200,
                         help="with --against: hypothesis examples (default 200)")
     verify.set_defaults(func=_verify)
+    demo = sub.add_parser("demo", help="train the seed methods side by side on digits")
+    from . import demo as demo_module   # imports torch only when run
+    demo_module.add_arguments(demo)
+    demo.set_defaults(func=demo_module.main)
     args = parser.parse_args(argv)
     return args.func(args)
 
