@@ -145,7 +145,8 @@ def cases():
 
 
 def expected(case):
-    """The reference's answers: {name: (values, bounds or None for exact)}."""
+    """The reference's answers: {name: (values, magnitude)}; magnitude None means exact,
+    else the bound is spikegrad.testing.compare.tolerance(values, magnitude=magnitude)."""
     T = case.x.shape[0]
     result = ref.forward(case.x, decay=case.decay, threshold=case.threshold,
                          v_reset=case.v_reset, sg_param=case.sg_param, v_init=case.v_init,
@@ -153,20 +154,23 @@ def expected(case):
     answers = {}
     magnitude = smooth_forward_magnitude(result.membrane, result.threshold, result.v_reset)
     for name in ("output", "membrane", "v_last"):
-        value = getattr(result, name)
-        bound = (np.broadcast_to(tolerance(value, dtype=case.dtype, T=T, magnitude=magnitude),
-                                 value.shape) if case.options["smooth"] else None)
-        answers[name] = (value, bound)
+        answers[name] = (getattr(result, name), magnitude if case.options["smooth"] else None)
     upstream = [case.upstream[name] for name in UPSTREAM]
     with np.errstate(all="ignore"):
         grads = ref.backward(result, *upstream)
         scale = ref.error_scale(result, *upstream)
     for name in ("x", "v_init", "decay", "threshold", "sg_param"):
-        value = np.atleast_1d(np.asarray(getattr(grads, name), dtype=np.float64))
-        bound = tolerance(value, dtype=case.dtype, T=T,
-                          magnitude=np.atleast_1d(np.asarray(getattr(scale, name))))
-        answers["grad_" + name] = (value, np.broadcast_to(bound, value.shape))
+        answers["grad_" + name] = (np.atleast_1d(np.asarray(getattr(grads, name))),
+                                   np.atleast_1d(np.asarray(getattr(scale, name))))
     return answers
+
+
+def bound(case, values, magnitude):
+    """The bound of every entry of `values` (spikegrad.testing.compare.tolerance)."""
+    values = np.asarray(values, dtype=np.float64)
+    T = case.x.shape[0]
+    return np.broadcast_to(tolerance(values, dtype=case.dtype, T=T, magnitude=magnitude),
+                           values.shape)
 
 
 def _numbers(values):
@@ -189,12 +193,12 @@ def render(all_cases):
         inputs.update({k: v for k, v in case.upstream.items() if v is not None})
         for name, values in inputs.items():
             lines.append(f"in {name} {np.size(values)} {_numbers(values)}")
-        for name, (values, bound) in expected(case).items():
-            if bound is None:
+        for name, (values, magnitude) in expected(case).items():
+            if magnitude is None:
                 lines.append(f"exact {name} {np.size(values)} {_numbers(values)}")
             else:
                 lines.append(f"close {name} {np.size(values)} {_numbers(values)} "
-                             f"{_numbers(bound)}")
+                             f"{_numbers(bound(case, values, magnitude))}")
         lines.append("end")
     return "\n".join(lines) + "\n"
 
