@@ -7,7 +7,11 @@ include(CMakePackageConfigHelpers)
 
 set(SPIKEGRAD_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/spikegrad")
 # what the installed config must find again for the exported target's link interface
-set(SPIKEGRAD_WITH_OPENMP ${OpenMP_CXX_FOUND})
+if(OpenMP_CXX_FOUND)
+  set(SPIKEGRAD_WITH_OPENMP ON)
+else()
+  set(SPIKEGRAD_WITH_OPENMP OFF)
+endif()
 
 install(TARGETS spikegrad EXPORT spikegradTargets)
 install(DIRECTORY cpp/include/spikegrad DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"

@@ -98,3 +98,13 @@ def test_golden_matches_reference(header, inputs, records):
             np.testing.assert_allclose(recorded_bound,
                                        make_golden.bound(case, value, np.ravel(magnitude)),
                                        rtol=1e-6, atol=0, err_msg=what)
+
+
+def test_docs_usage_example_is_the_one_ctest_builds():
+    """docs/cpp.md's 20-line example is cpp/examples/usage.cpp (after its header comment),
+    which CTest compiles with warnings as errors and runs."""
+    docs = (ROOT / "docs" / "cpp.md").read_text()
+    snippet = docs.split("```cpp\n", 1)[1].split("```", 1)[0]
+    source = (ROOT / "cpp" / "examples" / "usage.cpp").read_text()
+    assert source.endswith(snippet)
+    assert len(snippet.splitlines()) <= 20

@@ -178,8 +178,9 @@ def _numbers(values):
 
 
 def render(all_cases):
-    lines = ["# spikegrad golden vectors: made by tools/make_golden.py from spikegrad.ref;",
-             "# do not edit (format: the docstring of tools/make_golden.py)."]
+    lines = ["# spikegrad golden vectors, made from spikegrad.ref; do not edit. Regenerate with",
+             "#     pip install --no-build-isolation . && python tools/make_golden.py",
+             "# (the format is the docstring of tools/make_golden.py)."]
     for index, case in enumerate(all_cases):
         T, N = case.x.shape
         o = case.options
