@@ -1,9 +1,9 @@
 // spikegrad/spikegrad.hpp — the one public header of the spikegrad C++ library.
 // Reading order: options.hpp (the variants), formulas.hpp (SPEC 1-5, one function per formula),
 // neuron_cpu.hpp (the fused CPU kernels, SPEC 8). The NumPy twin of all of it is pyref/.
-// The API, how to build and link, errors and threads: docs/cpp.md.
-//
-// The API in brief (namespace spikegrad; `real` is float or double):
+#pragma once
+
+// The API in brief (namespace spikegrad; `real` is float or double; docs/cpp.md in full):
 //   neuron_forward_cpu(options, params, x, output, membrane, v_last, num_threads = 0)
 //   neuron_backward_cpu(options, params, x, grad_output, grad_membrane, grad_v_last,
 //                       grad_x, grad_v_init, grad_decay, grad_threshold, grad_sg_param,
@@ -12,9 +12,8 @@
 // Arrays are plain pointers with the shapes in NeuronParams<real> (T steps, N neurons,
 // time-major [T, N]); the caller owns every buffer and the kernels allocate nothing.
 // Errors (invalid options, shapes, null buffers, NaN or out-of-domain parameters) throw
-// std::invalid_argument naming the argument, before the kernel runs. The kernels
-// keep no state: concurrent calls on distinct output buffers are safe.
-#pragma once
+// std::invalid_argument naming the argument, before the kernel runs. The kernels keep no
+// state: concurrent calls on distinct output buffers are safe.
 
 // Bit-exactness with the reference needs IEEE arithmetic in the written order. (FMA
 // contraction cannot be detected here: the CMake target adds -ffp-contract=off.)
