@@ -6,7 +6,9 @@ hand-written backward).
 """
 
 from . import formulas
+from . import mp_init, mpdagl, tdbn
 from .neuron import NeuronGrads, NeuronOptions, NeuronResult, backward, error_scale, forward
 
 __all__ = ["formulas", "forward", "backward", "error_scale", "NeuronOptions", "NeuronResult",
            "NeuronGrads"]
+__all__ += ["mp_init", "mpdagl", "tdbn"]      # the seed methods' extras (issue 3)

@@ -11,7 +11,8 @@ from spikegrad import cli, kernels
 def test_verify_passes_and_prints_every_variant(capsys):
     assert cli.main(["verify", "--cases", "1"]) == 0
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.endswith(("PASS", "FAIL"))]
+    kernel_table = out.split("spikegrad.nn layers")[0]
+    rows = [line for line in kernel_table.splitlines() if line.endswith(("PASS", "FAIL"))]
     assert len(rows) == 4 * 3 * 3 * 4
     assert all(row.endswith("PASS") for row in rows)
     assert "144 passed, 0 failed" in out
@@ -48,5 +49,21 @@ def test_verify_fails_on_a_wrong_backward(monkeypatch, capsys):
 def test_console_script_runs_without_torch_imported():
     code = ("import sys, spikegrad.cli as c; rc = c.main(['verify', '--cases', '1']); "
             "assert 'torch' not in sys.modules, 'verify imported torch'; sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_missing_torch_is_a_clear_error_and_numpy_parts_still_work():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # makes `import torch` fail
+        "import numpy as np, spikegrad\n"
+        "out = spikegrad.kernels.forward(np.ones((2, 3), np.float32))\n"
+        "assert (out.output == spikegrad.ref.forward(np.ones((2, 3), np.float32)).output).all()\n"
+        "try:\n"
+        "    spikegrad.neuron\n"
+        "except ModuleNotFoundError as error:\n"
+        "    assert 'PyTorch' in str(error) and 'spikegrad[torch]' in str(error), error\n"
+        "else:\n"
+        "    raise SystemExit('spikegrad.neuron did not report the missing torch')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -70,6 +70,11 @@ def check_against_reference(case, seed, which=("output", "membrane", "v_last")):
          which={"output"})
 @example(case=_edge_case(np.float64, charge="decay_input", reset="soft", smooth=True,
                          surrogate="sigmoid"), seed=2, which={"membrane"})
+@example(case=sgst.NeuronCase(  # subnormal gradients: dh/dx = lam = float32's tiniest normal
+    x=np.array([[0.38, 1.05], [0.40, 0.83], [1.3, 0.2]], np.float32), decay=1.175494351e-38,
+    threshold=np.array([0.68, 1.4, 1.3]), sg_param=np.array([6.5, 4.8, 4.9]), v_init=None,
+    v_reset=0.0, charge="decay_input", reset="hard", scale="relative", surrogate="sigmoid",
+    smooth=False, detach_reset=False), seed=5, which={"output", "membrane", "v_last"})
 def test_kernels_match_reference(case, seed, which):
     check_against_reference(case, seed, which)
 

@@ -189,6 +189,31 @@ def test_torch_compile_fullgraph_matches_eager():
         torch.testing.assert_close(a, e, rtol=0, atol=0)
 
 
+def test_torch_compile_inductor_calls_the_same_kernel():
+    """The default backend: the op's outputs and gradients are the eager bits (inductor
+    only schedules the custom op; it may reorder reductions around it, so none here)."""
+    torch.manual_seed(2)
+
+    def layer(x, decay, v_init):
+        out = spikegrad.neuron(x, charge="decay_input", decay=decay, threshold=0.8,
+                               reset="hard", surrogate="sigmoid", v_init=v_init,
+                               return_membrane=True)
+        return out.output, out.membrane, out.v_last
+
+    x = torch.randn(5, 3, 4, requires_grad=True)
+    decay = torch.tensor(0.4, requires_grad=True)
+    v_init = torch.randn(3, 4, requires_grad=True)
+    compiled = torch.compile(layer, fullgraph=True)
+    eager_out, compiled_out = layer(x, decay, v_init), compiled(x, decay, v_init)
+    upstream = [torch.randn_like(o) for o in eager_out]
+    for a, e in zip(compiled_out, eager_out):
+        torch.testing.assert_close(a, e, rtol=0, atol=0)
+    g_eager = torch.autograd.grad(eager_out, (x, decay, v_init), upstream)
+    g_compiled = torch.autograd.grad(compiled_out, (x, decay, v_init), upstream)
+    for a, e in zip(g_compiled, g_eager):
+        torch.testing.assert_close(a, e, rtol=0, atol=0)
+
+
 def test_trailing_shapes_and_v_init_like_x0():
     torch.manual_seed(1)
     x = torch.randn(3, 2, 4, 5)

@@ -46,5 +46,5 @@ def check_number(name, value, *, scale=None, positive=False):
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     if scale is not None and scale != "absolute" and value <= 0:
-        raise ValueError(f"threshold must be > 0 for scale={scale!r}, got {value}")
+        raise ValueError(f"{name} must be > 0 for scale={scale!r}, got {value}")
     return value

@@ -1,6 +1,9 @@
 """The `spikegrad` command line.
 
-    spikegrad verify      check every compiled kernel variant against the NumPy reference
+    spikegrad verify      check every compiled kernel variant, and the spikegrad.nn layers
+                          (with PyTorch), against the NumPy reference
+    spikegrad verify --against package.module:function --options '{"charge": "mul"}'
+                          check your own neuron (spikegrad.testing.assert_neuron_matches)
 """
 
 from __future__ import annotations
@@ -102,7 +105,56 @@ def cmd_verify(args) -> int:
     elapsed = time.perf_counter() - start
     print("-" * len(header))
     print(f"{len(variants) - failures} passed, {failures} failed ({elapsed:.1f} s)")
+    print()
+    failures += _verify_layers_in_subprocess(args)
     return 1 if failures else 0
+
+
+def _verify_layers_in_subprocess(args) -> int:
+    """The spikegrad.nn layers need PyTorch; they are checked in a child process so that
+    this one (the kernels' check) never imports it. Returns 0 or 1."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("torch") is None:
+        print("spikegrad.nn layers: skipped (PyTorch is not installed)")
+        return 0
+    command = [sys.executable, "-m", "spikegrad._verify_layers", "--seed", str(args.seed),
+               "--cases", str(args.cases)] + (["--failures-only"] if args.failures_only else [])
+    child = subprocess.run(command, capture_output=True, text=True)
+    print(child.stdout, end="")
+    if child.returncode not in (0, 1):
+        print(child.stderr, end="")
+    return 1 if child.returncode else 0
+
+
+def cmd_verify_against(args) -> int:
+    """`verify --against`: the user's neuron through assert_neuron_matches."""
+    from .testing.checker import load_callable, options_from_json
+
+    try:
+        fn = load_callable(args.against)
+        options = options_from_json(args.options, args.grad, args.dtype)
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        print(f"spikegrad verify: {error}", file=sys.stderr)
+        return 2
+    from .testing import assert_neuron_matches
+
+    print(f"spikegrad verify: {args.against} against spikegrad.ref, "
+          f"{args.max_examples} hypothesis examples, options {args.options}")
+    start = time.perf_counter()
+    try:
+        assert_neuron_matches(fn, max_examples=args.max_examples, **options)
+    except AssertionError as failure:
+        print(f"FAIL ({time.perf_counter() - start:.1f} s)\n{failure}")
+        return 1
+    print(f"PASS: forward exact, gradients within the bound "
+          f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _verify(args) -> int:
+    return cmd_verify_against(args) if args.against else cmd_verify(args)
 
 
 def main(argv=None) -> int:
@@ -115,7 +167,20 @@ def main(argv=None) -> int:
                         help="random cases per variant, dtype and mode (default 2)")
     verify.add_argument("--failures-only", action="store_true",
                         help="print only the variants that fail")
-    verify.set_defaults(func=cmd_verify)
+    verify.add_argument("--against", metavar="MODULE:FUNCTION",
+                        help="check this neuron function fn(x, **options) instead of the "
+                             "compiled kernels (needs torch and hypothesis)")
+    verify.add_argument("--options", default="{}",
+                        help="with --against: the spikegrad.neuron keywords it claims, as "
+                             "JSON (default {})")
+    verify.add_argument("--grad", default="",
+                        help="with --against: comma-separated parameters (decay, threshold, "
+                             "sg_param, v_init) to pass as tensors and check gradients of")
+    verify.add_argument("--dtype", choices=("float32", "float64"), default="float64",
+                        help="with --against: the dtype of x (default float64)")
+    verify.add_argument("--max-examples", type=int, default=200,
+                        help="with --against: hypothesis examples (default 200)")
+    verify.set_defaults(func=_verify)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -6,5 +6,9 @@ the papers plot (see `SpikingLayer`).
 """
 
 from ._base import SpikingLayer
+from .lif import LIF
+from .mpdagl import MPDAGL
+from .tdbn import gamma_bar, tdBatchNorm
+from .trlif import TrLIF
 
-__all__ = ["SpikingLayer"]
+__all__ = ["SpikingLayer", "LIF", "MPDAGL", "TrLIF", "tdBatchNorm", "gamma_bar"]

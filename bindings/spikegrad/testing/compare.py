@@ -65,7 +65,11 @@ def tolerance(expected, *, dtype, T, magnitude=None):
         finite = np.abs(expected[np.isfinite(expected)])
         magnitude = finite.max() if finite.size else 0.0
     magnitude = np.asarray(magnitude, dtype=np.float64)
-    bound = (T + 1) * ULPS * _eps(dtype) * magnitude + FLOAT64_SUM_RTOL * magnitude
+    # relative rounding (1 + delta) per operation, plus the absolute underflow term eta of
+    # results in the subnormal range (Higham's model fl(x op y) = (x op y)(1 + delta) + eta)
+    underflow = (T + 1) * ULPS * float(np.finfo(dtype).smallest_subnormal)
+    bound = ((T + 1) * ULPS * _eps(dtype) * magnitude + FLOAT64_SUM_RTOL * magnitude
+             + underflow)
     # a magnitude that overflowed to NaN (0 * inf) bounds nothing: demand exact equality
     return np.where(np.isnan(bound), 0.0, bound)
 

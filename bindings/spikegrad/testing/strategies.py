@@ -2,6 +2,7 @@
 
     options()            one variant: a dict of charge, reset, scale, surrogate, ...
     neuron_case()        a variant plus inputs: x [T, N], decay, threshold, sg_param, v_init
+    inputs()             x [T, N] alone, for a neuron whose parameters are fixed
 
 Inputs are drawn to include the ugly cases: T = 1, N = 1, negative inputs, huge and tiny
 thresholds, and membranes landing exactly on the threshold (z = 0, where H jumps).
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from .._options import CHARGES, DEFAULT_SG_PARAM, RESETS, SCALES, SURROGATES
 
-__all__ = ["options", "shapes", "neuron_case", "NeuronCase"]
+__all__ = ["options", "shapes", "neuron_case", "NeuronCase", "inputs"]
 
 
 def options(charges=CHARGES, resets=RESETS, scales=SCALES, surrogates=SURROGATES,
@@ -94,3 +95,38 @@ def neuron_case(draw, option_strategy=None, dtype=st.sampled_from([np.float32, n
               "array": rng.normal(0, magnitude * 0.5 + 1e-3, N).astype(dt)}[kind]
     return NeuronCase(x=x, decay=draw(_DECAYS), threshold=threshold, sg_param=sg_param,
                       v_init=v_init, v_reset=draw(st.sampled_from([0.0, 0.0, -0.5])), **opts)
+
+
+@st.composite
+def inputs(draw, shape=None, *, threshold=1.0, charge="mul", decay=0.2, dtype=np.float64):
+    """x [T, N] of `dtype` for a neuron whose threshold, charge and decay are fixed.
+
+    `threshold` is a float or a length-T array; x is drawn at its scale, negative entries
+    included, and a drawn fraction of entries is set to the values that put the membrane
+    exactly on the threshold from a zero membrane (at t = 0 with v_init = 0, or after a
+    hard reset to 0): theta itself, and theta / decay for the `decay_input` charge
+    (h = decay * x)."""
+    T, N = draw(shape if shape is not None else shapes())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return input_array(rng, T, N, threshold=threshold, charge=charge, decay=decay,
+                       dtype=dtype, spread=draw(st.sampled_from([0.5, 1.0, 3.0])),
+                       edge_fraction=draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])),
+                       edge_over_decay=draw(st.booleans()))
+
+
+def input_array(rng, T, N, *, threshold=1.0, charge="mul", decay=0.2, dtype=np.float64,
+                spread=1.0, edge_fraction=0.1, edge_over_decay=False):
+    """The array behind `inputs`, from a NumPy generator (for callers outside hypothesis)."""
+    dt = np.dtype(dtype).type
+    theta = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (T,)).astype(dt)
+    magnitude = float(np.abs(theta.astype(np.float64)).mean())
+    x = rng.normal(magnitude * 0.6, magnitude * spread + 1e-3, (T, N)).astype(dt)
+    edge_values = np.broadcast_to(theta[:, None], (T, N))
+    if charge == "decay_input" and decay != 0 and edge_over_decay:
+        with np.errstate(over="ignore"):
+            at_threshold = (theta.astype(np.float64) / decay).astype(dt)
+        if np.isfinite(at_threshold).all():
+            edge_values = np.broadcast_to(at_threshold[:, None], (T, N))
+    edge = rng.random((T, N)) < edge_fraction
+    x[edge] = edge_values[edge]
+    return x
