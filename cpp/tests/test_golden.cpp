@@ -1,28 +1,34 @@
 // test_golden.cpp — the C++ kernels against golden vectors of the NumPy reference, with no
 // Python at test time: the forward bit for bit (within the stated bound in smooth mode), the
-// backward within the bound recorded next to each expected value.
+// backward within the bound recorded next to each expected value; also from several threads at once.
 // Run: ctest --test-dir build -R test_golden. Regenerate the vectors: python tools/make_golden.py
 // (the file format is the docstring of that script).
 #include <spikegrad/spikegrad.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace spikegrad;
 
 namespace {
 
-int failures = 0;
+std::atomic<int> failures{0};  // checks also run on several threads at once (thread safety)
+std::mutex report_mutex;
 
 void check(bool ok, const std::string& what) {
   if (!ok) {
+    const std::lock_guard<std::mutex> lock(report_mutex);
     std::fprintf(stderr, "FAIL: %s\n", what.c_str());
     ++failures;
   }
@@ -199,27 +205,13 @@ void run_neuron_case(const GoldenCase& c, int num_threads) {
   compare(c, "grad_sg_param", grad_sg_param);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s GOLDEN_FILE\n", argv[0]);
-    return 2;
-  }
-  std::vector<GoldenCase> cases;
-  try {
-    cases = read_golden(argv[1]);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "FAIL: reading %s: %s\n", argv[1], error.what());
-    return 1;
-  }
-  // the file must hold cases, or this test would pass on an empty file
-  check(cases.size() >= 30, "expected at least 30 golden cases, found " + std::to_string(cases.size()));
+// Runs every case with each OpenMP thread count; returns the number of neuron cases.
+int run_all(const std::vector<GoldenCase>& cases, std::initializer_list<int> thread_counts) {
   int neuron_cases = 0;
   for (const GoldenCase& c : cases) {
     try {
       if (c.kernel == "neuron") {
-        for (int threads : {1, 3}) {
+        for (int threads : thread_counts) {
           if (c.dtype == "float32") {
             run_neuron_case<float>(c, threads);
           } else if (c.dtype == "float64") {
@@ -236,6 +228,33 @@ int main(int argc, char** argv) {
       check(false, c.title + ": threw " + error.what());
     }
   }
-  if (failures == 0) std::printf("test_golden: %d neuron cases match the reference\n", neuron_cases);
+  return neuron_cases;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s GOLDEN_FILE\n", argv[0]);
+    return 2;
+  }
+  std::vector<GoldenCase> cases;
+  try {
+    cases = read_golden(argv[1]);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "FAIL: reading %s: %s\n", argv[1], error.what());
+    return 1;
+  }
+  // the file must hold cases, or this test would pass on an empty file
+  check(cases.size() >= 30, "expected at least 30 golden cases, found " + std::to_string(cases.size()));
+  // every case with 1 and 3 OpenMP threads; then all cases again on 4 threads of our own at
+  // once, each with its own buffers, which must give the same answers (the kernels keep no state)
+  const int neuron_cases = run_all(cases, {1, 3});
+  std::vector<std::thread> callers;
+  for (int k = 0; k < 4; ++k) callers.emplace_back([&cases] { run_all(cases, {1, 2}); });
+  for (std::thread& caller : callers) caller.join();
+  if (failures == 0) {
+    std::printf("test_golden: %d neuron cases match the reference (also on 4 threads at once)\n", neuron_cases);
+  }
   return failures == 0 ? 0 : 1;
 }
