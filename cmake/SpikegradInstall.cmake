@@ -27,3 +27,9 @@ write_basic_package_version_file("${CMAKE_CURRENT_BINARY_DIR}/spikegradConfigVer
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/spikegradConfig.cmake"
               "${CMAKE_CURRENT_BINARY_DIR}/spikegradConfigVersion.cmake"
         DESTINATION "${SPIKEGRAD_CMAKE_DIR}")
+
+# For the CUDA build: export its library as spikegrad::cuda in its own export set, next to this
+# one, which spikegradConfig.cmake includes when present:
+#   set_target_properties(spikegrad_cuda PROPERTIES EXPORT_NAME cuda)
+#   install(TARGETS spikegrad_cuda EXPORT spikegradCudaTargets ...)
+#   install(EXPORT spikegradCudaTargets NAMESPACE spikegrad:: DESTINATION "${SPIKEGRAD_CMAKE_DIR}")
