@@ -255,6 +255,8 @@ py::tuple neuron_backward(const py::object& x_obj, double decay, const py::objec
   return py::make_tuple(grad_decay, grad_threshold, grad_sg_param);
 }
 
+#include "adaptive_bindings.hpp"  // DS-ATGO's adaptive-threshold ops (bind_adaptive)
+
 bool has_openmp() {
 #ifdef _OPENMP
   return true;
@@ -262,6 +264,8 @@ bool has_openmp() {
   return false;
 #endif
 }
+
+#include "multilevel_bindings.hpp"  // SPEC 6: the CF neuron and the PNB partial sums
 
 int openmp_max_threads() {
 #ifdef _OPENMP
@@ -307,6 +311,9 @@ grad_v_last: [N] or None (zero). Writes grad_x: [T, N] and grad_v_init: [N].
 Returns (grad_decay: float, grad_threshold: float64 [T], grad_sg_param: float64 [T]);
 parameter gradients are accumulated in float64 in a fixed order (the same bits for any
 num_threads). detach_reset: the spike inside the reset carries no gradient.)doc");
+
+  bind_adaptive(m);
+  register_multilevel(m);
 
   m.def("has_openmp", &has_openmp, "Whether the kernels were compiled with OpenMP.");
   m.def("openmp_max_threads", &openmp_max_threads,

@@ -2,13 +2,16 @@
 
 Every other backend of spikegrad is tested against this package. Start with
 `formulas.py` (one function per equation), then `neuron.py` (the loop over t and its
-hand-written backward).
+hand-written backward); the seed methods' extras follow (issue 3): `adaptive` (DS-ATGO),
+`mpdagl` (MPD-AGL widths), `mp_init` (MP-Init + TrSG), `tdbn` (threshold-dependent BN).
 """
 
 from . import formulas
-from . import mp_init, mpdagl, tdbn
 from .neuron import NeuronGrads, NeuronOptions, NeuronResult, backward, error_scale, forward
+from . import adaptive, mp_init, mpdagl, tdbn  # noqa: E402  (they build on neuron)
 
 __all__ = ["formulas", "forward", "backward", "error_scale", "NeuronOptions", "NeuronResult",
-           "NeuronGrads"]
-__all__ += ["mp_init", "mpdagl", "tdbn"]      # the seed methods' extras (issue 3)
+           "NeuronGrads", "adaptive", "mp_init", "mpdagl", "tdbn", "multilevel", "pnb"]
+
+# SPEC 6, the multi-level circulate-firing neuron and the PNB loss (seed 002)
+from . import multilevel, pnb  # noqa: E402

@@ -225,3 +225,59 @@ def surrogate_param_derivative(shape, z, p):
     if shape in WIDTH_SHAPES:
         ratio = -ratio
     return ratio * surrogate_derivative(shape, z, p)
+
+
+# --------------------------------------------------------------------------------------
+# Section 6: the level formulas of the multi-level circulate-firing (CF) neuron (seed 002)
+# --------------------------------------------------------------------------------------
+
+LEVEL_SURROGATES = ("span", "tsg")
+
+
+def level(k, theta):
+    """SPEC 6: the k-th level magnitude k * theta, computed in the working precision."""
+    return theta.dtype.type(k) * theta
+
+
+def above_level(h, level_value):
+    """Seed 002 Eq. 12: 1(h > k theta_P), a strict comparison (NaN gives 0)."""
+    return (h > level_value).astype(h.dtype)
+
+
+def below_level(h, level_value):
+    """Seed 002 Eq. 13: 1(h < -k theta_N), with `level_value` = -k theta_N (NaN gives 0)."""
+    return (h < level_value).astype(h.dtype)
+
+
+def tsg_derivative(d, a):
+    """Seed 002 Eqs. 15-16, one level's PLG triangle: f'_a(d) = max(0, a * (1 - a|d|)),
+    d the distance of h from the level. The triangle shape of section 5 with p = 1/a."""
+    return np.maximum(a * (1 - a * np.abs(d)), 0).astype(d.dtype)
+
+
+def tsg_primitive(d, a):
+    """The primitive of f'_a, rising from 0 to 1: with u = max(0, 1 - a|d|),
+    F_a = u^2 / 2 for d < 0 and 1 - u^2 / 2 for d >= 0."""
+    u = np.maximum(1 - a * np.abs(d), 0)
+    half = d.dtype.type(0.5)
+    return np.where(d < 0, half * u * u, 1 - half * u * u).astype(d.dtype)
+
+
+def tsg_a_derivative(d, a):
+    """dF_a(d)/da = d * (1 - a|d|) * 1(|d| < 1/a) (SPEC 6); the indicator is evaluated as
+    1 - a|d| > 0, the same rounding as the derivative's support."""
+    m = 1 - a * np.abs(d)
+    return np.where(m > 0, d * m, 0).astype(d.dtype)
+
+
+def span_window(h, lower, upper, a):
+    """Seed 002 Eq. 14, one sign's rectangle: a on the open interval (lower, upper), else 0.
+    Positive levels: (theta_P / 2, (K_P + 1/2) theta_P); negative levels:
+    (-(K_N + 1/2) theta_N, -theta_N / 2)."""
+    return np.where((lower < h) & (h < upper), a, 0).astype(h.dtype)
+
+
+def span_ramp(h, lower, upper):
+    """The primitive of the unit window on (lower, upper): clamp(h, lower, upper) - lower,
+    rising from 0 to upper - lower (the smooth mode of the span surrogate, times a)."""
+    return (np.clip(h, lower, upper) - lower).astype(h.dtype)

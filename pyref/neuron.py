@@ -117,39 +117,55 @@ def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=
     p, p_scalar = _per_step(sg_param, T, dtype, "sg_param")
     _check_parameters(options, lam, theta, p)
 
-    if v_init is None:
-        v = np.zeros(x.shape[1:], dtype=dtype)
-        v_init_shape = None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != x.shape[1:]:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {x.shape[1:]}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v = np.broadcast_to(v_init.astype(dtype), x.shape[1:]).copy()
+    v, v_init_shape = initial_membrane(v_init, x.shape[1:], dtype)
 
+    arrays = run_loop(options, x, v, lam, v_reset, theta, p)
+    return NeuronResult(
+        **arrays, x=x, options=options, decay=lam, threshold=theta, sg_param=p,
+        v_reset=v_reset, threshold_is_scalar=theta_scalar, sg_param_is_scalar=p_scalar,
+        v_init_shape=v_init_shape)
+
+
+def run_loop(options: NeuronOptions, x, v, lam, v_reset, theta, p, after_charge=None):
+    """The loop over t: charge -> fire -> reset, from v = v[-1] (an array shaped like x[0]).
+
+    theta and p are length-T vectors of the working dtype. `after_charge(t, h)`, if given,
+    is called between charge and fire at every step and may write theta[t] and p[t]: this
+    is how a threshold computed from h[t] itself (DS-ATGO, spikegrad.ref.adaptive) reuses
+    this loop. Returns the arrays of a NeuronResult: output, membrane, v_last, spike, v_prev.
+    """
+    opt = options
     h_all = np.empty_like(x)
     s_all = np.empty_like(x)
     o_all = np.empty_like(x)
     v_prev_all = np.empty_like(x)
-    for t in range(T):
+    for t in range(x.shape[0]):
         v_prev_all[t] = v
-        h = F.charge(charge, v, x[t], lam, v_reset)                   # SPEC 1
-        z = F.spike_argument(scale, h, theta[t])                      # SPEC 3
-        if smooth:
-            s = F.surrogate_primitive(surrogate, z, p[t])             # SPEC 5, smooth mode
+        h = F.charge(opt.charge, v, x[t], lam, v_reset)               # SPEC 1
+        if after_charge is not None:
+            after_charge(t, h)                                        # e.g. SPEC 2, AT
+        z = F.spike_argument(opt.scale, h, theta[t])                  # SPEC 3
+        if opt.smooth:
+            s = F.surrogate_primitive(opt.surrogate, z, p[t])         # SPEC 5, smooth mode
         else:
             s = F.heaviside(z)                                        # SPEC 3, s = H(z)
-        o_all[t] = F.output(scale, s, theta[t])                       # SPEC 3
-        v = F.reset(reset, h, s, theta[t], v_reset)                   # SPEC 4
+        o_all[t] = F.output(opt.scale, s, theta[t])                   # SPEC 3
+        v = F.reset(opt.reset, h, s, theta[t], v_reset)               # SPEC 4
         h_all[t] = h
         s_all[t] = s
+    return dict(output=o_all, membrane=h_all, v_last=v, spike=s_all, v_prev=v_prev_all)
 
-    return NeuronResult(
-        output=o_all, membrane=h_all, v_last=v, spike=s_all, v_prev=v_prev_all, x=x,
-        options=options, decay=lam, threshold=theta, sg_param=p, v_reset=v_reset,
-        threshold_is_scalar=theta_scalar, sg_param_is_scalar=p_scalar,
-        v_init_shape=v_init_shape)
+
+def initial_membrane(v_init, neuron_shape, dtype):
+    """v[-1] (SPEC 0): zeros for None, else a scalar broadcast or an array shaped like
+    x[0]. Returns (v, the shape v_init was given in, or None)."""
+    if v_init is None:
+        return np.zeros(neuron_shape, dtype=dtype), None
+    v_init = np.asarray(v_init, dtype=np.float64)
+    if v_init.ndim != 0 and v_init.shape != tuple(neuron_shape):
+        raise ValueError(f"v_init must be a scalar or shaped like x[0] {tuple(neuron_shape)}, "
+                         f"got {v_init.shape}")
+    return np.broadcast_to(v_init.astype(dtype), neuron_shape).copy(), v_init.shape
 
 
 def _check_parameters(options, lam, theta, p):

@@ -12,10 +12,12 @@ def test_verify_passes_and_prints_every_variant(capsys):
     assert cli.main(["verify", "--cases", "1"]) == 0
     out = capsys.readouterr().out
     kernel_table = out.split("spikegrad.nn layers")[0]
-    rows = [line for line in kernel_table.splitlines() if line.endswith(("PASS", "FAIL"))]
-    assert len(rows) == 4 * 3 * 3 * 4
+    rows = [line for line in kernel_table.splitlines() if line.endswith(("PASS", "FAIL"))
+            and not line.startswith("cf ")]   # the CF table: tests/test_cli_multilevel.py
+    assert len(rows) == 4 * 3 * 3 * 4 + 2 * 2   # neuron variants, then DS-ATGO modes
     assert all(row.endswith("PASS") for row in rows)
     assert "144 passed, 0 failed" in out
+    assert "DS-ATGO: 4 passed, 0 failed" in out
 
 
 def test_verify_fails_on_a_wrong_forward(monkeypatch, capsys):
@@ -44,6 +46,21 @@ def test_verify_fails_on_a_wrong_backward(monkeypatch, capsys):
 
     monkeypatch.setattr(kernels, "backward", halved_threshold_gradient)
     assert cli.main(["verify", "--cases", "1", "--failures-only"]) == 1
+
+
+def test_verify_fails_on_a_wrong_adaptive_threshold(monkeypatch, capsys):
+    real_forward = kernels.adaptive_forward
+
+    def one_ulp_high(*args, **kwargs):
+        result = real_forward(*args, **kwargs)
+        if kwargs.get("threshold_mode") == "estimated":
+            result.threshold[...] = np.nextafter(result.threshold, np.inf)
+        return result
+
+    monkeypatch.setattr(kernels, "adaptive_forward", one_ulp_high)
+    assert cli.main(["verify", "--cases", "1", "--failures-only"]) == 1
+    failing = [line for line in capsys.readouterr().out.splitlines() if line.endswith("FAIL")]
+    assert len(failing) == 2 and all(line.startswith("estimated ") for line in failing)
 
 
 def test_console_script_runs_without_torch_imported():

@@ -13,12 +13,14 @@ from __future__ import annotations
 from . import ref
 
 __version__ = "0.1.0"
-__all__ = ["ref", "kernels", "nn", "neuron", "NeuronOutput", "__version__"]
+__all__ = ["ref", "kernels", "nn", "neuron", "NeuronOutput", "multilevel", "pnb_loss",
+           "__version__"]
 
 # The torch API is loaded on first use, so that `import spikegrad` (the reference, the
 # kernels, `spikegrad verify`) works with NumPy alone.
-_TORCH_API = {"neuron": "ops", "NeuronOutput": "ops"}
-_SUBMODULES = ("kernels", "ops", "cli", "testing", "nn")
+_TORCH_API = {"neuron": "ops", "NeuronOutput": "ops",
+              "multilevel": "multilevel_ops", "pnb_loss": "multilevel_ops"}
+_SUBMODULES = ("kernels", "ops", "multilevel_ops", "cli", "testing", "nn")
 
 
 def __getattr__(name):

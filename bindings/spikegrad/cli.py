@@ -1,7 +1,8 @@
 """The `spikegrad` command line.
 
-    spikegrad verify      check every compiled kernel variant, and the spikegrad.nn layers
-                          (with PyTorch), against the NumPy reference
+    spikegrad verify      check every compiled kernel variant (the single-level neuron, then
+                          DS-ATGO's adaptive threshold) and the spikegrad.nn layers (with
+                          PyTorch) against the NumPy reference
     spikegrad verify --against package.module:function --options '{"charge": "mul"}'
                           check your own neuron (spikegrad.testing.assert_neuron_matches)
 """
@@ -15,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import kernels, ref
+from . import _verify_adaptive, kernels, ref
 from ._options import CHARGES, DEFAULT_SG_PARAM, RESETS, SCALES, SURROGATES
 from .testing import compare
 
@@ -105,6 +106,10 @@ def cmd_verify(args) -> int:
     elapsed = time.perf_counter() - start
     print("-" * len(header))
     print(f"{len(variants) - failures} passed, {failures} failed ({elapsed:.1f} s)")
+    failures += _verify_adaptive.verify_adaptive(rng, cases=args.cases,
+                                                 failures_only=args.failures_only)
+    from .verify_multilevel import cmd_verify_multilevel   # SPEC 6, the CF neuron
+    failures += cmd_verify_multilevel(rng, args.cases, args.failures_only)
     print()
     failures += _verify_layers_in_subprocess(args)
     return 1 if failures else 0

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from .ref.neuron import _per_step, initial_membrane
 from ._options import DEFAULT_SG_PARAM, check_options
 
-__all__ = ["forward", "backward", "KernelResult", "KernelGrads"]
+__all__ = ["forward", "backward", "KernelResult", "KernelGrads", "adaptive_forward",
+           "AdaptiveKernelResult", "multilevel_forward", "multilevel_backward",
+           "MultilevelKernelGrads", "pnb_partial_sums"]
 
 
 @dataclass
@@ -45,14 +48,10 @@ def _dtype_of(x):
     return x.dtype
 
 
-def _per_step(value, T, dtype, name):
-    array = np.asarray(value, dtype=np.float64)
-    if array.ndim == 0:
-        return np.full(T, array, dtype=dtype), True
-    if array.shape != (T,):
-        raise ValueError(f"{name} must be a scalar or a length-T vector (T = {T}), "
-                         f"got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=dtype), False
+def _initial_membrane(v_init, neuron_shape, N, dtype):
+    """v_init as the kernels take it: [N], contiguous, x's dtype (and its given shape)."""
+    v, v_init_shape = initial_membrane(v_init, neuron_shape, dtype)
+    return np.ascontiguousarray(v.reshape(N)), v_init_shape
 
 
 def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=0.0,
@@ -73,16 +72,7 @@ def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=
         sg_param = DEFAULT_SG_PARAM[surrogate]
     theta, theta_scalar = _per_step(threshold, T, dtype, "threshold")
     p, p_scalar = _per_step(sg_param, T, dtype, "sg_param")
-    if v_init is None:
-        v0 = np.zeros(N, dtype=dtype)
-        v_init_shape = None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != neuron_shape:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {neuron_shape}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v0 = np.ascontiguousarray(np.broadcast_to(v_init, neuron_shape).reshape(N), dtype=dtype)
+    v0, v_init_shape = _initial_membrane(v_init, neuron_shape, N, dtype)
 
     output = np.empty((T, N), dtype=dtype)
     membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
@@ -137,3 +127,154 @@ def backward(result: KernelResult, grad_output, grad_membrane=None, grad_v_last=
         threshold=float(np.sum(grad_threshold)) if pr["threshold_is_scalar"] else grad_threshold,
         sg_param=float(np.sum(grad_sg_param)) if pr["sg_param_is_scalar"] else grad_sg_param,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# DS-ATGO: the adaptive-threshold forward (SPEC 2 "AT", SPEC 5 "TGO"); spikegrad.ref.adaptive
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class AdaptiveKernelResult(KernelResult):
+    """A KernelResult (so `backward` applies: theta[t] and k_t are detached) plus what the
+    adaptive threshold used at every step."""
+
+    threshold: np.ndarray = None   # theta[t], [T], x's dtype
+    sg_param: np.ndarray = None    # k_t, the rect width, [T], x's dtype
+    mean: np.ndarray = None        # mean(h[t]), float64 [T]
+    std: np.ndarray = None         # std(h[t]) (Bessel), float64 [T]
+
+
+def adaptive_forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", tgo=True,
+                     tgo_driver="std", width=1.0, v_init=None, charge="mul", reset="hard",
+                     v_reset=0.0, detach_reset=False, return_membrane=True,
+                     num_threads=0) -> AdaptiveKernelResult:
+    """The C++ twin of spikegrad.ref.adaptive.forward (same keywords), bit-identical."""
+    from .ref.adaptive import check_adaptive_options
+
+    check_options(charge=charge, reset=reset, scale="absolute", surrogate="rect",
+                  detach_reset=bool(detach_reset), return_membrane=bool(return_membrane))
+    check_adaptive_options(threshold_mode, tgo_driver, f_c, v_th, width)
+    dtype = _dtype_of(x)
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a time axis with T >= 1, got shape {x.shape}")
+    T = x.shape[0]
+    neuron_shape = x.shape[1:]
+    N = int(np.prod(neuron_shape, dtype=np.int64))
+    x2 = np.ascontiguousarray(x.reshape(T, N))
+    v0, v_init_shape = _initial_membrane(v_init, neuron_shape, N, dtype)
+    output = np.empty((T, N), dtype=dtype)
+    membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
+    v_last = np.empty(N, dtype=dtype)
+    theta, p = np.empty(T, dtype=dtype), np.empty(T, dtype=dtype)
+    mean, std = np.empty(T), np.empty(T)
+    _core.adaptive_forward(x2, float(decay), float(v_reset), v0, output, membrane, v_last, theta,
+                           p, mean, std, charge=charge, reset=reset,
+                           threshold_mode=threshold_mode, f_c=float(f_c), v_th=float(v_th),
+                           tgo=bool(tgo), tgo_driver=tgo_driver, width=float(width),
+                           num_threads=num_threads)
+    options = dict(charge=charge, reset=reset, scale="absolute", surrogate="rect",
+                   smooth=False, detach_reset=bool(detach_reset))
+    params = dict(decay=float(decay), v_reset=float(v_reset), threshold=theta, sg_param=p,
+                  v_init=v0, threshold_is_scalar=False, sg_param_is_scalar=False,
+                  v_init_shape=v_init_shape, x2=x2)
+    return AdaptiveKernelResult(
+        output=output.reshape(x.shape),
+        membrane=None if membrane is None else membrane.reshape(x.shape),
+        v_last=v_last.reshape(neuron_shape), x=x, options=options, params=params,
+        threshold=theta, sg_param=p, mean=mean, std=std)
+
+
+__all__ += ["adaptive_forward", "AdaptiveKernelResult"]
+
+
+# ---------------------------------------------------------------------------------------
+# SPEC 6: the multi-level circulate-firing neuron and the PNB partial sums (seed 002),
+# with the calling convention of spikegrad.ref.multilevel / spikegrad.ref.pnb.
+# ---------------------------------------------------------------------------------------
+
+def multilevel_forward(x, *, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2,
+                       surrogate="tsg", a=1.0, detach_reset=False, v_init=None, smooth=False,
+                       return_membrane=True, num_threads=0) -> KernelResult:
+    """The CF neuron's C++ forward, like spikegrad.ref.multilevel.forward."""
+    from .ref.multilevel import MultilevelOptions, check_level_parameters
+
+    MultilevelOptions(surrogate, bool(detach_reset), bool(smooth))   # checks the names
+    dtype = _dtype_of(x)
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a time axis with T >= 1, got shape {x.shape}")
+    check_level_parameters(dtype.type(theta_p), dtype.type(theta_n), k_p, k_n)
+    T = x.shape[0]
+    neuron_shape = x.shape[1:]
+    N = int(np.prod(neuron_shape, dtype=np.int64))
+    x2 = np.ascontiguousarray(x.reshape(T, N))
+    a_arr, a_scalar = _per_step(a, T, dtype, "a")
+    v0, v_init_shape = _initial_membrane(v_init, neuron_shape, N, dtype)
+    output = np.empty((T, N), dtype=dtype)
+    membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
+    v_last = np.empty(N, dtype=dtype)
+    scalars = dict(decay=float(decay), theta_p=float(theta_p), theta_n=float(theta_n),
+                   k_p=int(k_p), k_n=int(k_n))
+    _core.multilevel_forward(x2, scalars["decay"], scalars["theta_p"], scalars["theta_n"],
+                             scalars["k_p"], scalars["k_n"], a_arr, v0, output, membrane, v_last,
+                             surrogate=surrogate, smooth=bool(smooth), num_threads=num_threads)
+    options = dict(surrogate=surrogate, smooth=bool(smooth), detach_reset=bool(detach_reset))
+    params = dict(scalars, a=a_arr, a_is_scalar=a_scalar, v_init=v0,
+                  v_init_shape=v_init_shape, x2=x2)
+    return KernelResult(
+        output=output.reshape(x.shape),
+        membrane=None if membrane is None else membrane.reshape(x.shape),
+        v_last=v_last.reshape(neuron_shape), x=x, options=options, params=params)
+
+
+@dataclass
+class MultilevelKernelGrads:
+    x: np.ndarray
+    v_init: np.ndarray | float
+    decay: float
+    a: np.ndarray | float | None   # None for surrogate="span"
+
+
+def multilevel_backward(result: KernelResult, grad_output, grad_membrane=None,
+                        grad_v_last=None, num_threads=0) -> MultilevelKernelGrads:
+    """The CF neuron's C++ backward, like spikegrad.ref.multilevel.backward."""
+    pr = result.params
+    x2 = pr["x2"]
+    T, N = x2.shape
+
+    def as_buffer(g, shape, name):
+        if g is None:
+            return None
+        g = np.asarray(g)
+        if g.size != int(np.prod(shape)):
+            raise ValueError(f"{name} has {g.size} elements, expected {int(np.prod(shape))}")
+        return np.ascontiguousarray(g.reshape(shape), dtype=x2.dtype)
+
+    grad_x = np.empty((T, N), dtype=x2.dtype)
+    grad_v_init = np.empty(N, dtype=x2.dtype)
+    grad_decay, grad_a = _core.multilevel_backward(
+        x2, pr["decay"], pr["theta_p"], pr["theta_n"], pr["k_p"], pr["k_n"], pr["a"],
+        pr["v_init"], as_buffer(grad_output, (T, N), "grad_output"),
+        as_buffer(grad_membrane, (T, N), "grad_membrane"),
+        as_buffer(grad_v_last, (N,), "grad_v_last"), grad_x, grad_v_init,
+        num_threads=num_threads, **result.options)
+    if pr["v_init_shape"] == ():
+        g_v_init = float(np.sum(grad_v_init, dtype=np.float64))
+    else:
+        g_v_init = grad_v_init.reshape(result.x.shape[1:])
+    return MultilevelKernelGrads(
+        x=grad_x.reshape(result.x.shape), v_init=g_v_init, decay=float(grad_decay),
+        a=None if result.options["surrogate"] == "span"
+        else float(np.sum(grad_a)) if pr["a_is_scalar"] else grad_a)
+
+
+def pnb_partial_sums(h, theta_p=1.0, theta_n=1.0, k=2, num_threads=0):
+    """[K, 2, 2] float64 partial sums of one layer, like spikegrad.ref.pnb.partial_sums."""
+    from .ref.pnb import check
+
+    h = np.asarray(h)
+    _dtype_of(h)
+    check(theta_p, theta_n, k, 0.0)
+    return _core.pnb_partial_sums(np.ascontiguousarray(h), float(theta_p), float(theta_n),
+                                  int(k), num_threads=num_threads)

@@ -6,9 +6,11 @@ the papers plot (see `SpikingLayer`).
 """
 
 from ._base import SpikingLayer
+from .atgo import ATGO
+from .cf import CF
 from .lif import LIF
 from .mpdagl import MPDAGL
 from .tdbn import gamma_bar, tdBatchNorm
 from .trlif import TrLIF
 
-__all__ = ["SpikingLayer", "LIF", "MPDAGL", "TrLIF", "tdBatchNorm", "gamma_bar"]
+__all__ = ["SpikingLayer", "LIF", "ATGO", "MPDAGL", "TrLIF", "CF", "tdBatchNorm", "gamma_bar"]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from .._options import CHARGES, DEFAULT_SG_PARAM, RESETS, SCALES, SURROGATES
 
-__all__ = ["options", "shapes", "neuron_case", "NeuronCase", "inputs"]
+__all__ = ["options", "shapes", "neuron_case", "NeuronCase", "inputs", "multilevel_case"]
 
 
 def options(charges=CHARGES, resets=RESETS, scales=SCALES, surrogates=SURROGATES,
@@ -130,3 +130,55 @@ def input_array(rng, T, N, *, threshold=1.0, charge="mul", decay=0.2, dtype=np.f
     edge = rng.random((T, N)) < edge_fraction
     x[edge] = edge_values[edge]
     return x
+
+
+# ---------------------------------------------------------------------------------------
+# SPEC 6: the multi-level circulate-firing neuron (seed 002)
+# ---------------------------------------------------------------------------------------
+
+_LEVEL_THETAS = st.one_of(st.sampled_from([1.0, 0.5, 2.0, 1e-3, 1e3, 0.3]),
+                          st.floats(0.05, 4.0))
+_SMOOTH_LEVEL_THETAS = st.one_of(st.sampled_from([1.0, 0.5, 2.0]), st.floats(0.5, 2.0))
+
+
+@st.composite
+def multilevel_case(draw, surrogates=("span", "tsg"), smooth=st.booleans(),
+                    detach_reset=st.booleans(),
+                    dtype=st.sampled_from([np.float32, np.float64]), shape=None):
+    """Keyword arguments for spikegrad.ref.multilevel.forward (x [T, N] included).
+
+    Levels: theta_p, theta_n from 1, 0.5, 2, 1e-3, 1e3, 0.3 or [0.05, 4] (moderate,
+    [0.5, 2], in smooth mode, with a * theta <= 1.5, so that finite differences of the
+    smooth forward stay well conditioned: |dv/dh| <= 1),
+    k_p, k_n in 1..4; x is drawn at the levels' scale, with a drawn fraction of entries
+    exactly on a level (+-k theta, where the strict comparisons matter)."""
+    is_smooth = draw(smooth)
+    T, N = draw(shape if shape is not None else shapes())
+    dt = draw(dtype)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    thetas = _SMOOTH_LEVEL_THETAS if is_smooth else _LEVEL_THETAS
+    theta_p = draw(thetas)
+    theta_p_dt = dt(theta_p)
+    theta_n = theta_p if draw(st.booleans()) else draw(thetas)
+    theta_n_dt = dt(theta_n)
+    k_p, k_n = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    a_max = 1.5 / max(theta_p, theta_n) if is_smooth else 3.0
+    a0 = draw(st.floats(0.25, 1.0)) * a_max
+    a = a0 * rng.uniform(0.5, 1.0, T) if draw(st.booleans()) else a0
+
+    scale = max(theta_p, theta_n) * max(k_p, k_n)
+    x = rng.normal(0.0, scale * draw(st.sampled_from([0.3, 0.7, 1.5])), (T, N)).astype(dt)
+    edge_fraction = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    edge = rng.random((T, N)) < edge_fraction
+    ks = rng.integers(1, max(k_p, k_n) + 1, (T, N))
+    negative = rng.random((T, N)) < 0.5
+    levels = np.where(negative, -(ks.astype(dt) * theta_n_dt), ks.astype(dt) * theta_p_dt)
+    x[edge] = levels[edge].astype(dt)
+
+    kind = draw(st.sampled_from(["none", "scalar", "array"]))
+    v_init = {"none": None,
+              "scalar": float(rng.normal(0, scale * 0.3)),
+              "array": rng.normal(0, scale * 0.3, N).astype(dt)}[kind]
+    return NeuronCase(x=x, decay=draw(_DECAYS), theta_p=theta_p, theta_n=theta_n, k_p=k_p,
+                      k_n=k_n, surrogate=draw(st.sampled_from(surrogates)), a=a,
+                      detach_reset=draw(detach_reset), v_init=v_init, smooth=is_smooth)

@@ -239,4 +239,63 @@ SPIKEGRAD_HD inline real spike(real z, [[maybe_unused]] real p) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// SPEC 6: the level formulas of the multi-level circulate-firing (CF) neuron (seed 002).
+// The NumPy twins are at the end of pyref/formulas.py.
+// ---------------------------------------------------------------------------------------------
+
+// The k-th level magnitude k * theta, in the working precision.
+template <typename real>
+SPIKEGRAD_HD inline real level(int k, real theta) {
+  return static_cast<real>(k) * theta;
+}
+
+// Eq. 12: 1(h > k theta_P), strict; Eq. 13: 1(h < -k theta_N), with level_value = -k theta_N.
+// Ordered comparisons: NaN gives 0.
+template <typename real>
+SPIKEGRAD_HD inline real above_level(real h, real level_value) {
+  return h > level_value ? static_cast<real>(1) : static_cast<real>(0);
+}
+template <typename real>
+SPIKEGRAD_HD inline real below_level(real h, real level_value) {
+  return h < level_value ? static_cast<real>(1) : static_cast<real>(0);
+}
+
+// Eqs. 15-16, one level's PLG triangle: max(0, a * (1 - a|d|)), d the distance from the level.
+template <typename real>
+SPIKEGRAD_HD inline real tsg_derivative(real d, real a) {
+  const real r = a * (static_cast<real>(1) - a * std::fabs(d));
+  return r < static_cast<real>(0) ? static_cast<real>(0) : r;
+}
+
+// Its primitive, from 0 to 1: with u = max(0, 1 - a|d|), u^2/2 for d < 0, 1 - u^2/2 for d >= 0.
+template <typename real>
+SPIKEGRAD_HD inline real tsg_primitive(real d, real a) {
+  const real one = static_cast<real>(1);
+  const real half = static_cast<real>(0.5);
+  const real m = one - a * std::fabs(d);
+  const real u = m < static_cast<real>(0) ? static_cast<real>(0) : m;
+  return d < static_cast<real>(0) ? half * u * u : one - half * u * u;
+}
+
+// dF_a(d)/da = d * (1 - a|d|) * 1(|d| < 1/a), the indicator evaluated as 1 - a|d| > 0.
+template <typename real>
+SPIKEGRAD_HD inline real tsg_a_derivative(real d, real a) {
+  const real m = static_cast<real>(1) - a * std::fabs(d);
+  return m > static_cast<real>(0) ? d * m : static_cast<real>(0);
+}
+
+// Eq. 14, one sign's rectangle: a on the open interval (lower, upper), else 0.
+template <typename real>
+SPIKEGRAD_HD inline real span_window(real h, real lower, real upper, real a) {
+  return (lower < h && h < upper) ? a : static_cast<real>(0);
+}
+
+// The primitive of the unit window: clamp(h, lower, upper) - lower (np.clip, NaN passing).
+template <typename real>
+SPIKEGRAD_HD inline real span_ramp(real h, real lower, real upper) {
+  const real c = h < lower ? lower : (h > upper ? upper : h);
+  return c - lower;
+}
+
 }  // namespace spikegrad

@@ -1,0 +1,162 @@
+"""The torch op of DS-ATGO's adaptive threshold (SPEC 2 "AT", SPEC 5 "TGO"), and its
+data-parallel twin.
+
+    spikegrad::adaptive_forward  (custom_op, the fused C++ kernel adaptive_cpu.hpp)
+        -> output, membrane, v_last, threshold [T], sg_param [T], mean [T], std [T]
+    backward -> spikegrad::neuron_backward with the recorded threshold and widths
+               (theta[t] and k_t are detached statistics: no gradient flows into them)
+
+    synced_adaptive_statistics(...)   the same forward as a Python loop over t around the
+                                      step kernels, all-gathering the per-block float64 sums
+                                      over the default torch.distributed process group
+
+spikegrad.nn.ATGO uses both; spikegrad.ref.adaptive is the oracle of both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import _core
+from . import ops  # noqa: F401  (registers spikegrad::neuron_backward)
+from .ref import adaptive as ref_adaptive
+
+__all__ = ["adaptive_forward", "synced_adaptive_statistics"]
+
+
+def _numpy(t: Tensor):
+    return t.detach().contiguous().numpy()
+
+
+@torch.library.custom_op("spikegrad::adaptive_forward", mutates_args=())
+def adaptive_forward(x: Tensor, decay: Tensor, v_init: Tensor, v_reset: float, charge: str,
+                     reset: str, detach_reset: bool, threshold_mode: str, f_c: float,
+                     v_th: float, tgo: bool, tgo_driver: str, width: float,
+                     return_membrane: bool
+                     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """x [T, N], decay 0-d, v_init [N] -> (output [T, N], membrane [T, N] or [0],
+    v_last [N], threshold [T], sg_param [T], mean float64 [T], std float64 [T])."""
+    del detach_reset  # only the backward uses it
+    if x.device.type != "cpu":
+        raise NotImplementedError(f"spikegrad.nn.ATGO has no kernel for device "
+                                  f"{x.device.type!r} yet; only CPU tensors are supported")
+    T, N = x.shape
+    output = torch.empty((T, N), dtype=x.dtype)
+    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
+    v_last = torch.empty((N,), dtype=x.dtype)
+    threshold = torch.empty((T,), dtype=x.dtype)
+    sg_param = torch.empty((T,), dtype=x.dtype)
+    mean = torch.empty((T,), dtype=torch.float64)
+    std = torch.empty((T,), dtype=torch.float64)
+    _core.adaptive_forward(
+        _numpy(x), float(decay), v_reset, _numpy(v_init), output.numpy(),
+        membrane.numpy() if return_membrane else None, v_last.numpy(), threshold.numpy(),
+        sg_param.numpy(), mean.numpy(), std.numpy(), charge=charge, reset=reset,
+        threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver,
+        width=width)
+    return output, membrane, v_last, threshold, sg_param, mean, std
+
+
+@adaptive_forward.register_fake
+def _(x, decay, v_init, v_reset, charge, reset, detach_reset, threshold_mode, f_c, v_th, tgo,
+      tgo_driver, width, return_membrane):
+    T, N = x.shape
+    f64 = dict(dtype=torch.float64)
+    return (x.new_empty((T, N)), x.new_empty((T, N) if return_membrane else (0,)),
+            x.new_empty((N,)), x.new_empty((T,)), x.new_empty((T,)),
+            x.new_empty((T,), **f64), x.new_empty((T,), **f64))
+
+
+def _setup_context(ctx, inputs, output):
+    (x, decay, v_init, v_reset, charge, reset, detach_reset, *_rest) = inputs
+    _, _, _, threshold, sg_param, mean, std = output
+    ctx.save_for_backward(x, decay, v_init, threshold, sg_param)
+    ctx.mark_non_differentiable(threshold, sg_param, mean, std)
+    ctx.options = dict(v_reset=v_reset, charge=charge, reset=reset, scale="absolute",
+                       surrogate="rect", smooth=False, detach_reset=detach_reset)
+    ctx.set_materialize_grads(False)
+
+
+def _backward(ctx, grad_output, grad_membrane, grad_v_last, *_detached):
+    x, decay, v_init, threshold, sg_param = ctx.saved_tensors
+    if grad_membrane is not None and grad_membrane.numel() == 0:
+        grad_membrane = None  # return_membrane=False: the [0] placeholder
+    grad_x, grad_v_init, grad_decay, _, _ = torch.ops.spikegrad.neuron_backward(
+        x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
+        **ctx.options)
+    return (grad_x, grad_decay, grad_v_init) + (None,) * 11
+
+
+torch.library.register_autograd("spikegrad::adaptive_forward", _backward,
+                                setup_context=_setup_context)
+
+
+# ---------------------------------------------------------------------------------------
+# Data parallel: the statistics of h[t] over the whole batch of every process
+# ---------------------------------------------------------------------------------------
+
+def _gather_block_sums(local: np.ndarray, counts: list[int]) -> np.ndarray:
+    """Every rank's per-block sums, concatenated in rank order (all_gather, padded to the
+    largest block count)."""
+    import torch.distributed as dist
+
+    width = max(counts)
+    padded = torch.zeros(width, dtype=torch.float64)
+    padded[:local.size] = torch.from_numpy(local)
+    gathered = [torch.empty(width, dtype=torch.float64) for _ in counts]
+    dist.all_gather(gathered, padded)
+    return np.concatenate([g[:c].numpy() for g, c in zip(gathered, counts)])
+
+
+def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
+                               charge: str = "mul", reset: str = "hard",
+                               threshold_mode: str = "true", f_c: float = 1.0,
+                               v_th: float = 1.0, tgo: bool = True, tgo_driver: str = "std",
+                               width: float = 1.0
+                               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """theta[t], k_t (x's dtype) and mean, std (float64), all [T], of this process's x
+    ([T, N], its share of the batch) together with every other process's, over the default
+    torch.distributed process group. No gradient (the statistics are detached).
+
+    A Python loop over t around the step kernels (charge -> gather -> deviations -> gather
+    -> fire): per step, every rank's per-block float64 sums are all-gathered and added in
+    rank order, then block order. When every rank but the last holds a multiple of 512
+    neurons (the kernels' block), those are the very blocks one process would make on the
+    whole batch, so the result is bit-identical to it; otherwise the sums are regrouped and
+    may differ from it by float64 rounding."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("sync_stats=True needs the default torch.distributed process group: "
+                           "call torch.distributed.init_process_group first (or use "
+                           "sync_stats=False in a single process)")
+    xs = _numpy(x)
+    T, N = xs.shape
+    dtype = xs.dtype
+    counts_t = [torch.zeros(1, dtype=torch.int64) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts_t, torch.tensor([N], dtype=torch.int64))
+    neuron_counts = [int(c.item()) for c in counts_t]
+    block_counts = [-(-n // ref_adaptive.BLOCK) for n in neuron_counts]
+    N_total = sum(neuron_counts)
+    if N_total < 2:
+        raise ValueError(f"ATGO training needs at least 2 neurons in the whole batch (the "
+                         f"std divides by N - 1), got N = {N_total}")
+    v = np.zeros(N, dtype=dtype)
+    h = np.empty(N, dtype=dtype)
+    o = np.empty(N, dtype=dtype)
+    theta, p = np.empty(T, dtype=dtype), np.empty(T, dtype=dtype)
+    mean, std = np.empty(T), np.empty(T)
+    for t in range(T):
+        local = _core.adaptive_charge_step(xs[t], v, h, float(decay), float(v_reset),
+                                           charge=charge)
+        total = ref_adaptive.combine_partial_sums(_gather_block_sums(local, block_counts))
+        local = _core.adaptive_deviation_step(h, total / N_total)  # layer_mean's division
+        squared = ref_adaptive.combine_partial_sums(_gather_block_sums(local, block_counts))
+        theta[t], p[t], mean[t], std[t] = _core.adaptive_step_values(
+            total, squared, N_total, t, float(decay), dtype, threshold_mode=threshold_mode,
+            f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver, width=width)
+        _core.adaptive_fire_step(h, v, o, float(theta[t]), float(v_reset), reset=reset)
+    return (torch.from_numpy(theta), torch.from_numpy(p), torch.from_numpy(mean),
+            torch.from_numpy(std))

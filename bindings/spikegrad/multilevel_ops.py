@@ -1,0 +1,320 @@
+"""The torch ops of SPEC 6 (seed 002): `spikegrad.multilevel` (the circulate-firing
+neuron) and `spikegrad.pnb_loss` (the positive-negative balanced loss).
+
+    multilevel(x) -> checks -> spikegrad::multilevel_forward   (custom_op, CPU kernel)
+    backward      ->           spikegrad::multilevel_backward  (custom_op, CPU kernel)
+    pnb_loss(hs)  -> spikegrad::pnb_partial_sums per layer     (custom_op, CPU kernel)
+                  -> Eqs. 20-22 in float64 torch arithmetic (autograd)
+    backward      -> spikegrad::pnb_partial_sums_backward      (custom_op, elementwise)
+
+Every op has a fake kernel (torch.compile traces without graph breaks). The neuron's
+backward recomputes the membrane from x. Double backward is not supported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from . import _core
+from ._options import check_number
+from .ops import NeuronOutput, _check_device, _check_tensor, _numpy, _parameter
+from .ref.formulas import LEVEL_SURROGATES
+
+__all__ = ["multilevel", "pnb_loss"]
+
+
+# ---------------------------------------------------------------------------------------
+# The neuron ops: x [T, N]; decay 0-d; a [T]; v_init [N]; all of x's dtype.
+# ---------------------------------------------------------------------------------------
+
+@torch.library.custom_op("spikegrad::multilevel_forward", mutates_args=())
+def multilevel_forward(x: Tensor, decay: Tensor, a: Tensor, v_init: Tensor, theta_p: float,
+                       theta_n: float, k_p: int, k_n: int, surrogate: str, smooth: bool,
+                       detach_reset: bool, return_membrane: bool
+                       ) -> tuple[Tensor, Tensor, Tensor]:
+    """Returns (output [T, N], membrane [T, N] or [0], v_last [N])."""
+    del detach_reset  # only the backward uses it
+    _check_device(x)
+    T, N = x.shape
+    output = torch.empty((T, N), dtype=x.dtype)
+    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
+    v_last = torch.empty((N,), dtype=x.dtype)
+    _core.multilevel_forward(
+        _numpy(x), float(decay), theta_p, theta_n, k_p, k_n, _numpy(a), _numpy(v_init),
+        output.numpy(), membrane.numpy() if return_membrane else None, v_last.numpy(),
+        surrogate=surrogate, smooth=smooth)
+    return output, membrane, v_last
+
+
+@multilevel_forward.register_fake
+def _(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset,
+      return_membrane):
+    T, N = x.shape
+    return (x.new_empty((T, N)), x.new_empty((T, N) if return_membrane else (0,)),
+            x.new_empty((N,)))
+
+
+@torch.library.custom_op("spikegrad::multilevel_backward", mutates_args=())
+def multilevel_backward(x: Tensor, decay: Tensor, a: Tensor, v_init: Tensor,
+                        grad_output: Optional[Tensor], grad_membrane: Optional[Tensor],
+                        grad_v_last: Optional[Tensor], theta_p: float, theta_n: float,
+                        k_p: int, k_n: int, surrogate: str, smooth: bool, detach_reset: bool
+                        ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Returns (grad_x [T, N], grad_v_init [N], grad_decay 0-d, grad_a [T]); the parameter
+    gradients are accumulated in float64, then cast."""
+    _check_device(x)
+    T, N = x.shape
+    grad_x = torch.empty((T, N), dtype=x.dtype)
+    grad_v_init = torch.empty((N,), dtype=x.dtype)
+
+    def optional(g):
+        return None if g is None else _numpy(g)
+
+    grad_decay, grad_a = _core.multilevel_backward(
+        _numpy(x), float(decay), theta_p, theta_n, k_p, k_n, _numpy(a), _numpy(v_init),
+        optional(grad_output), optional(grad_membrane), optional(grad_v_last),
+        grad_x.numpy(), grad_v_init.numpy(), surrogate=surrogate, smooth=smooth,
+        detach_reset=detach_reset)
+    return (grad_x, grad_v_init, torch.tensor(grad_decay, dtype=x.dtype),
+            torch.from_numpy(grad_a).to(x.dtype))
+
+
+@multilevel_backward.register_fake
+def _(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, theta_p, theta_n, k_p,
+      k_n, surrogate, smooth, detach_reset):
+    T, N = x.shape
+    return x.new_empty((T, N)), x.new_empty((N,)), x.new_empty(()), x.new_empty((T,))
+
+
+def _multilevel_setup_context(ctx, inputs, output):
+    (x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset,
+     return_membrane) = inputs
+    ctx.save_for_backward(x, decay, a, v_init)
+    ctx.options = dict(theta_p=theta_p, theta_n=theta_n, k_p=k_p, k_n=k_n,
+                       surrogate=surrogate, smooth=smooth, detach_reset=detach_reset)
+    ctx.set_materialize_grads(False)
+
+
+def _multilevel_backward(ctx, grad_output, grad_membrane, grad_v_last):
+    x, decay, a, v_init = ctx.saved_tensors
+    if grad_membrane is not None and grad_membrane.numel() == 0:
+        grad_membrane = None  # return_membrane=False: the [0] placeholder
+    grad_x, grad_v_init, grad_decay, grad_a = multilevel_backward(
+        x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, **ctx.options)
+    return (grad_x, grad_decay, grad_a, grad_v_init) + (None,) * 8
+
+
+torch.library.register_autograd("spikegrad::multilevel_forward", _multilevel_backward,
+                                setup_context=_multilevel_setup_context)
+
+
+def _check_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _check_magnitude(name, value):
+    if isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a float (a fixed level magnitude), got a Tensor")
+    value = check_number(name, value, positive=True)
+    if math.isinf(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def multilevel(x: Tensor, *, decay=0.25, theta_p: float = 1.0, theta_n: float = 1.0,
+               k_p: int = 2, k_n: int = 2, surrogate: str = "span", a=1.0,
+               detach_reset: bool = False, v_init=None, smooth: bool = False,
+               return_membrane: bool = False) -> NeuronOutput:
+    """The multi-level circulate-firing neuron (SPEC 6, seed 002) over the T steps of x.
+
+    Per step: h = decay * v + x[t]; n_p = #{k <= k_p: h > k theta_p},
+    n_n = #{k <= k_n: h < -k theta_n}; output o = n_p - n_n (the signed spike count);
+    v = h - n_p theta_p + n_n theta_n (the reset subtracts the emitted charge).
+
+    Args:
+        x: input current, [T, ...], float32 or float64.
+        decay: the leak factor; float or 0-d tensor (differentiable).
+        theta_p, theta_n: the positive level magnitudes (floats > 0); the negative levels
+            sit at -k * theta_n.
+        k_p, k_n: the numbers of positive and negative levels (ints >= 1).
+        surrogate: "span" (Eq. 14, do/dh = a on (theta_p/2, (k_p + 1/2) theta_p) and on
+            (-(k_n + 1/2) theta_n, -theta_n/2)) or "tsg" (Eqs. 15-16, one PLG triangle
+            max(0, a (1 - a |d|)) per level).
+        a: the span height (float, or a length-T tensor not requiring grad) or the TSG
+            parameter (float or length-T tensor, differentiable by the straight-through
+            primitive rule), > 0.
+        detach_reset: the counts inside the reset carry no gradient.
+        v_init: None (zeros), float, 0-d tensor or shaped like x[0] (differentiable).
+        smooth: the counts become the primitives of the level surrogates (docs/cf.md).
+        return_membrane: also return h (pre-reset), e.g. for spikegrad.pnb_loss.
+
+    Returns:
+        NeuronOutput(output, membrane, v_last); gradients may flow in through all three.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a time axis with T >= 1 ([T, ...]), got shape "
+                         f"{tuple(x.shape)}")
+    if not isinstance(surrogate, str) or surrogate not in LEVEL_SURROGATES:
+        raise ValueError(f"surrogate must be one of {', '.join(map(repr, LEVEL_SURROGATES))}; "
+                         f"got {surrogate!r}")
+    for name, flag in (("detach_reset", detach_reset), ("smooth", smooth),
+                       ("return_membrane", return_membrane)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+    theta_p = _check_magnitude("theta_p", theta_p)
+    theta_n = _check_magnitude("theta_n", theta_n)
+    k_p, k_n = _check_int("k_p", k_p), _check_int("k_n", k_n)
+    if surrogate == "span" and isinstance(a, Tensor) and a.requires_grad:
+        raise ValueError("a is learnable only with surrogate='tsg'; for 'span' it is the "
+                         "fixed height of Eq. 14 (pass a float or a tensor without grad)")
+
+    T = x.shape[0]
+    neuron_shape = x.shape[1:]
+    N = x[0].numel()
+    decay_t = _parameter(decay, "decay", x)
+    a_t = _parameter(a, "a", x, per_step=True, positive=True)
+    if v_init is None:
+        v_init_t = x.new_zeros((N,))
+    elif isinstance(v_init, Tensor) and v_init.dim() > 0:
+        if v_init.shape != neuron_shape:
+            raise ValueError(f"v_init must be a float, a 0-d tensor or shaped like x[0] "
+                             f"{tuple(neuron_shape)}, got shape {tuple(v_init.shape)}")
+        v_init_t = _check_tensor(v_init, "v_init", x).reshape(N)
+    else:
+        v_init_t = _parameter(v_init, "v_init", x).expand(N)
+
+    output, membrane, v_last = multilevel_forward(
+        x.reshape(T, N), decay_t, a_t.expand(T), v_init_t, theta_p, theta_n, k_p, k_n,
+        surrogate, smooth, detach_reset, return_membrane)
+    return NeuronOutput(
+        output=output.reshape(x.shape),
+        membrane=membrane.reshape(x.shape) if return_membrane else None,
+        v_last=v_last.reshape(neuron_shape))
+
+
+# ---------------------------------------------------------------------------------------
+# The PNB loss: per-layer partial sums (kernel), then Eqs. 20-22 in float64.
+# ---------------------------------------------------------------------------------------
+
+@torch.library.custom_op("spikegrad::pnb_partial_sums", mutates_args=())
+def pnb_partial_sums(h: Tensor, theta_p: float, theta_n: float, k: int) -> Tensor:
+    """float64 [k, 2, 2]: [level-1, sign (0: R+, 1: R-), (sum w, sum h w)]."""
+    _check_device(h)
+    return torch.from_numpy(_core.pnb_partial_sums(_numpy(h), theta_p, theta_n, k))
+
+
+@pnb_partial_sums.register_fake
+def _(h, theta_p, theta_n, k):
+    return h.new_empty((k, 2, 2), dtype=torch.float64)
+
+
+@torch.library.custom_op("spikegrad::pnb_partial_sums_backward", mutates_args=())
+def pnb_partial_sums_backward(h: Tensor, grad_sums: Tensor, theta_p: float, theta_n: float,
+                              k: int) -> Tensor:
+    """dL/dh from dL/d(sums): inside the region of level value c (k theta_p or
+    -k theta_n), w = exp(-|c - h|), dw/dh = w sign(c - h), d(h w)/dh = w + h dw/dh.
+    Elementwise, in float64, then cast to h's dtype. Region membership carries no gradient."""
+    _check_device(h)
+    h64 = h.detach().to(torch.float64)
+    grad = torch.zeros_like(h64)
+    one = torch.ones((), dtype=h.dtype)
+    tp, tn = one * theta_p, one * theta_n   # the bounds in h's precision, as the kernel
+    for level_k in range(1, k + 1):
+        top_p, bottom_p = tp * level_k, tp * (level_k - 1)
+        top_n, bottom_n = -(tn * level_k), -(tn * (level_k - 1))
+        masks = ((bottom_p < h) & (h <= top_p), (top_n <= h) & (h < bottom_n))   # Eqs. 18-19
+        for sign, (mask, lvl) in enumerate(zip(masks, (top_p, top_n))):
+            c = lvl.to(torch.float64)
+            w = torch.exp(-(c - h64).abs())
+            dw = w * torch.sign(c - h64)
+            g = grad_sums[level_k - 1, sign, 0] * dw + grad_sums[level_k - 1, sign, 1] * (
+                w + h64 * dw)
+            grad = grad + torch.where(mask, g, torch.zeros_like(g))
+    return grad.to(h.dtype)
+
+
+@pnb_partial_sums_backward.register_fake
+def _(h, grad_sums, theta_p, theta_n, k):
+    return torch.empty_like(h)
+
+
+def _pnb_setup_context(ctx, inputs, output):
+    h, theta_p, theta_n, k = inputs
+    ctx.save_for_backward(h)
+    ctx.options = (theta_p, theta_n, k)
+
+
+def _pnb_backward(ctx, grad_sums):
+    (h,) = ctx.saved_tensors
+    return pnb_partial_sums_backward(h, grad_sums, *ctx.options), None, None, None
+
+
+torch.library.register_autograd("spikegrad::pnb_partial_sums", _pnb_backward,
+                                setup_context=_pnb_setup_context)
+
+
+def _pnb_from_sums(sums: Tensor, eps: float) -> Tensor:
+    """Eqs. 20-22 from [K, 2, 2] float64 sums."""
+    mu_p = sums[:, 0, 1] / (sums[:, 0, 0] + eps)                        # Eq. 20
+    mu_n = sums[:, 1, 1] / (sums[:, 1, 0] + eps)                        # Eq. 21
+    return torch.log(mu_p.abs() / (mu_n.abs() + eps) + eps).abs().mean()  # Eq. 22
+
+
+def pnb_loss(membranes: Union[Tensor, Sequence[Tensor]], *, theta_p: float = 1.0,
+             theta_n: float = 1.0, k: int = 2, eps: float = 1e-8,
+             pooled: bool = True) -> Tensor:
+    """The positive-negative balanced loss (SPEC 6, seed 002 Eqs. 18-22).
+
+    Args:
+        membranes: the pre-reset membranes h of one CF layer (a tensor, any shape) or a
+            list of them (one per layer), all of one dtype (float32 or float64).
+        theta_p, theta_n: the level magnitudes (> 0); k: the number of levels per sign.
+        eps: the epsilon of Eqs. 20-22 (>= 0).
+        pooled: one set of regions over all layers (default), or the loss of each layer,
+            then averaged.
+
+    Returns:
+        the 0-d loss in the membranes' dtype (computed in float64); exact gradients flow to
+        every membrane. Empty regions follow the formula literally (docs/cf.md).
+    """
+    layers = [membranes] if isinstance(membranes, Tensor) else membranes
+    if not isinstance(layers, (list, tuple)) or len(layers) == 0:
+        raise TypeError("membranes must be a tensor or a non-empty list of tensors")
+    for i, h in enumerate(layers):
+        if not isinstance(h, Tensor):
+            raise TypeError(f"membranes[{i}] must be a torch.Tensor, got {type(h).__name__}")
+        if h.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"membranes[{i}] must be float32 or float64, got {h.dtype}")
+        if h.dtype != layers[0].dtype:
+            raise TypeError(f"membranes[{i}] has dtype {h.dtype} but membranes[0] has "
+                            f"{layers[0].dtype}")
+    theta_p = _check_magnitude("theta_p", theta_p)
+    theta_n = _check_magnitude("theta_n", theta_n)
+    k = _check_int("k", k)
+    eps = check_number("eps", eps)
+    if eps < 0 or math.isinf(eps):
+        raise ValueError(f"eps must be finite and >= 0, got {eps}")
+    if not isinstance(pooled, bool):
+        raise TypeError(f"pooled must be a bool, got {type(pooled).__name__}")
+
+    sums = [pnb_partial_sums(h.contiguous(), theta_p, theta_n, k) for h in layers]
+    if pooled:
+        total = sums[0]
+        for s in sums[1:]:
+            total = total + s
+        loss = _pnb_from_sums(total, eps)
+    else:
+        loss = torch.stack([_pnb_from_sums(s, eps) for s in sums]).mean()
+    return loss.to(layers[0].dtype)

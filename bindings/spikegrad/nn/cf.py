@@ -1,0 +1,110 @@
+"""spikegrad.nn.CF — the circulate-firing layer of seed 002 with the time-step-wise
+learnable surrogate (TSG) and its membranes kept for the PNB loss.
+
+    cf = spikegrad.nn.CF(T=4)                        # surrogate="tsg", learnable q [T]
+    out = cf(x)                                      # x [T, B, ...] -> signed spike counts
+    loss = ce + 0.25 * spikegrad.pnb_loss([layer.membrane for layer in cf_layers])
+
+With surrogate="tsg", a[t] = s_a * sigmoid(q[t]) + b_a, q initialised so that a = a0
+(SPEC 6: s_a = 2, b_a = 0.5, a0 = 1, hence q0 = -ln 3). With surrogate="span", a is the
+fixed height a0 of Eq. 14 and the layer has no parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..multilevel_ops import multilevel
+from ..ref import formulas as F
+from ..ref.multilevel import MultilevelOptions, level_surrogates
+from ._base import SpikingLayer
+
+__all__ = ["CF"]
+
+
+class CF(SpikingLayer):
+    """Circulate-firing neurons (SPEC 6). `membrane` holds the last forward's pre-reset
+    membranes h ([T, B, ...], attached to the graph) for spikegrad.pnb_loss.
+
+    Diagnostics (record_diagnostics = True), per timestep: `firing_rate`, the fraction of
+    nonzero outputs; `gradient_available`, the fraction of neurons with a nonzero
+    level-surrogate derivative (sp + sn > 0)."""
+
+    def __init__(self, decay: float = 0.25, theta_p: float = 1.0, theta_n: float = 1.0,
+                 k_p: int = 2, k_n: int = 2, surrogate: str = "tsg", s_a: float = 2.0,
+                 b_a: float = 0.5, a0: float = 1.0, T: Optional[int] = None,
+                 detach_reset: bool = False):
+        super().__init__()
+        if surrogate not in F.LEVEL_SURROGATES:
+            raise ValueError(f"surrogate must be one of {F.LEVEL_SURROGATES}; got {surrogate!r}")
+        for name, value in (("s_a", s_a), ("b_a", b_a), ("a0", a0)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite float, got {value!r}")
+        self.decay, self.theta_p, self.theta_n = float(decay), float(theta_p), float(theta_n)
+        self.k_p, self.k_n = k_p, k_n
+        self.surrogate = surrogate
+        self.detach_reset = detach_reset
+        self.s_a, self.b_a, self.a0 = float(s_a), float(b_a), float(a0)
+        self.membrane: Optional[Tensor] = None
+        if surrogate == "tsg":
+            if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+                raise ValueError(f"T must be an int >= 1 for surrogate='tsg' (one learnable "
+                                 f"q per timestep), got {T!r}")
+            if not (b_a >= 0 and s_a > 0 and b_a < a0 < b_a + s_a):
+                raise ValueError(f"TSG needs b_a >= 0, s_a > 0 and b_a < a0 < b_a + s_a, got "
+                                 f"s_a = {s_a}, b_a = {b_a}, a0 = {a0}")
+            u = (a0 - b_a) / s_a                  # sigmoid(q0) = u
+            self.q = nn.Parameter(torch.full((T,), math.log(u / (1 - u)), dtype=torch.float64))
+        else:
+            if not a0 > 0:
+                raise ValueError(f"a0 (the span height) must be > 0, got {a0}")
+            self.q = None
+        self.T = T
+
+    def a(self) -> Tensor:
+        """a[t] = s_a * sigmoid(q[t]) + b_a (tsg), or the 0-d height a0 (span)."""
+        if self.q is None:
+            return torch.tensor(self.a0, dtype=torch.float64)
+        return self.s_a * torch.sigmoid(self.q) + self.b_a
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        if self.q is not None and x.shape[0] != self.T:
+            raise ValueError(f"x has T = {x.shape[0]} steps but the layer was built for "
+                             f"T = {self.T}")
+        a = self.a().to(x.dtype)
+        if self.q is None:
+            a = float(a)
+        out = multilevel(x, decay=self.decay, theta_p=self.theta_p, theta_n=self.theta_n,
+                         k_p=self.k_p, k_n=self.k_n, surrogate=self.surrogate, a=a,
+                         detach_reset=self.detach_reset, return_membrane=True)
+        self.membrane = out.membrane
+        if self.record_diagnostics:
+            self._record_cf(out.output, out.membrane, a)
+        return out.output
+
+    def _record_cf(self, output: Tensor, membrane: Tensor, a) -> None:
+        with torch.no_grad():
+            T = output.shape[0]
+            h = membrane.detach().reshape(T, -1).cpu().double().numpy()
+            a_t = np.broadcast_to(np.asarray(torch.as_tensor(a).detach().cpu().double()), (T,))
+            opt = MultilevelOptions(self.surrogate)
+            tp, tn = np.float64(self.theta_p), np.float64(self.theta_n)
+            available = np.empty(T)
+            for t in range(T):
+                sp, sn, _, _ = level_surrogates(opt, h[t], tp, tn, self.k_p, self.k_n, a_t[t])
+                available[t] = ((sp + sn) > 0).mean() if h[t].size else 0.0
+            self.diagnostics = {
+                "firing_rate": (output.detach() != 0).reshape(T, -1).to(output.dtype).mean(1),
+                "gradient_available": torch.from_numpy(available).to(output.dtype),
+            }
+
+    def extra_repr(self) -> str:
+        return (f"decay={self.decay}, theta_p={self.theta_p}, theta_n={self.theta_n}, "
+                f"k_p={self.k_p}, k_n={self.k_n}, surrogate={self.surrogate!r}, T={self.T}")

@@ -1,0 +1,260 @@
+// spikegrad/adaptive_cpu.hpp — DS-ATGO's adaptive threshold (SPEC 2, "AT") and TGO width
+// schedule (SPEC 5) in the fused CPU forward: between charge and fire, one float64 reduction of
+// h[t] over all N neurons sets theta[t] and the surrogate width k_t. The C++ twin of
+// pyref/adaptive.py. Test: tests/test_atgo.py compares it with spikegrad.ref.adaptive.
+//
+// The backward is neuron_backward_cpu with the recorded thresholds and widths: theta[t] and k_t
+// are detached statistics, so the neuron is an ordinary neuron with per-step vectors.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "formulas.hpp"
+#include "neuron_cpu.hpp"
+#include "options.hpp"
+
+namespace spikegrad {
+
+enum class ThresholdMode { True, Estimated };  // paper Eq. 5, second line / first line
+enum class TgoDriver { Std, Threshold };       // d_t of Eq. 7: std(h[t]) (released code) / theta[t] (paper)
+
+inline ThresholdMode parse_threshold_mode(std::string_view s) {
+  if (s == "true") return ThresholdMode::True;
+  if (s == "estimated") return ThresholdMode::Estimated;
+  throw std::invalid_argument("threshold_mode must be one of 'true', 'estimated'; got '" + std::string(s) + "'");
+}
+
+inline TgoDriver parse_tgo_driver(std::string_view s) {
+  if (s == "std") return TgoDriver::Std;
+  if (s == "threshold") return TgoDriver::Threshold;
+  throw std::invalid_argument("tgo_driver must be one of 'std', 'threshold'; got '" + std::string(s) + "'");
+}
+
+// T = timesteps, N = neurons (the whole batch: the statistic is over all of them).
+template <typename real>
+struct AdaptiveParams {
+  int64_t T = 0, N = 0;
+  real decay = 0;                  // lam (SPEC 1)
+  real v_reset = 0;                // the hard-reset potential (SPEC 4)
+  const real* v_init = nullptr;    // v[-1], [N]
+  ThresholdMode threshold_mode = ThresholdMode::True;
+  double f_c = 1;                  // the threshold's scale factor of Eq. 5
+  double v_th = 1;                 // V_th of Eq. 5 (estimated) and Eq. 7
+  bool tgo = true;                 // width schedule of Eq. 7; false: k_t = width throughout
+  TgoDriver tgo_driver = TgoDriver::Std;
+  double width = 1;                // k0, the rect surrogate's base width
+};
+
+// ---------------------------------------------------------------------------------------------
+// The equations, on float64 scalars (pyref/adaptive.py spells them in the same order)
+// ---------------------------------------------------------------------------------------------
+
+// Eq. 5, second line ("true"): theta[t] = f_c * (mean(h[t]) + std(h[t])).
+inline double adaptive_threshold(double mean, double std_dev, double f_c) { return f_c * (mean + std_dev); }
+
+// Eq. 5, first line ("estimated"): theta = f_c * sqrt(1 + lam^2) * V_th.
+inline double estimated_threshold(double lam, double f_c, double v_th) {
+  return f_c * std::sqrt(1.0 + lam * lam) * v_th;
+}
+
+// Eq. 7 (SPEC 5): k_t = k0 * (1 + tanh(d_t - V_th)), both branches of the paper in one (tanh is odd).
+inline double tgo_width(double k0, double driver, double v_th) { return k0 * (1.0 + std::tanh(driver - v_th)); }
+
+// What one step uses: theta[t] and k_t, computed in float64 and rounded once to the working dtype.
+template <typename real>
+struct AdaptiveStepValues {
+  real threshold;
+  real width;
+};
+
+template <typename real>
+AdaptiveStepValues<real> adaptive_step_values(const AdaptiveParams<real>& P, double mean, double std_dev) {
+  const double theta = P.threshold_mode == ThresholdMode::True
+                           ? adaptive_threshold(mean, std_dev, P.f_c)
+                           : estimated_threshold(static_cast<double>(P.decay), P.f_c, P.v_th);
+  double width = P.width;
+  if (P.tgo) width = tgo_width(P.width, P.tgo_driver == TgoDriver::Std ? std_dev : theta, P.v_th);
+  return {static_cast<real>(theta), static_cast<real>(width)};
+}
+
+// k_t = 0 happens when tanh(d_t - V_th) rounds to -1 (d_t - V_th < -19 in float64): the rect
+// surrogate of width 0 is undefined (its limit is a Dirac delta, not 0), so it is an error, raised
+// in the forward where the cause is known. A NaN width (NaN inputs) passes, as NaN inputs do.
+template <typename real>
+void check_tgo_width(const AdaptiveParams<real>& P, real width, double mean, double std_dev, int64_t t) {
+  if (width <= 0) {
+    throw std::invalid_argument(
+        "the TGO width k_t = width * (1 + tanh(d_t - v_th)) rounds to 0 at t = " + std::to_string(t) +
+        " (mean(h) = " + detail::number_string(mean) + ", std(h) = " + detail::number_string(std_dev) +
+        ", v_th = " + detail::number_string(P.v_th) + "): d_t is too far below v_th; use a smaller v_th or tgo=False");
+  }
+}
+
+// mean(h[t]) from the layer's sum of h, and the Bessel-corrected std from its sum of squared
+// deviations (two passes: the second sums (h - mean)^2 around the first's mean).
+inline double layer_mean(double sum, int64_t N) { return sum / static_cast<double>(N); }
+inline double layer_std(double sum_squared_deviations, int64_t N) {
+  return std::sqrt(sum_squared_deviations / static_cast<double>(N - 1));
+}
+
+// The number of float64 per-block partial sums a step writes (one per block of kNeuronBlock).
+inline int64_t adaptive_workspace_size(int64_t N) { return neuron_num_blocks(N); }
+
+// The blocks' partial sums added in block order from 0 (a data-parallel caller concatenates
+// the ranks' partials in rank order and adds them the same way).
+inline double combine_block_sums(const double* block_sums, int64_t num_blocks) {
+  double total = 0;
+  for (int64_t b = 0; b < num_blocks; ++b) total += block_sums[b];
+  return total;
+}
+
+template <typename real>
+void validate_adaptive_params(const AdaptiveParams<real>& P) {
+  if (P.T < 1) throw std::invalid_argument("x must have a time axis with T >= 1, got T = " + std::to_string(P.T));
+  if (P.N < 2) {
+    throw std::invalid_argument(
+        "the adaptive threshold needs N >= 2 neurons (the std divides by N - 1), got N = " + std::to_string(P.N));
+  }
+  if (P.v_init == nullptr) throw std::invalid_argument("v_init must not be null");
+  if (std::isnan(P.decay)) throw std::invalid_argument("decay is NaN");
+  if (!std::isfinite(P.f_c)) throw std::invalid_argument("f_c must be finite, got " + detail::number_string(P.f_c));
+  if (!std::isfinite(P.v_th)) throw std::invalid_argument("v_th must be finite, got " + detail::number_string(P.v_th));
+  if (!(P.width > 0 && std::isfinite(P.width))) {
+    throw std::invalid_argument("width must be a finite number > 0, got " + detail::number_string(P.width));
+  }
+}
+
+namespace detail {
+
+// sum((h[i] - mean)^2) over one block in float64, in block_sum's order (8 interleaved lanes,
+// combined pairwise).
+template <typename real>
+inline double block_sum_squared_deviations(const real* SPIKEGRAD_RESTRICT h, int64_t n, double mean) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) {
+      const double d = static_cast<double>(h[i + l]) - mean;
+      acc[l] += d * d;
+    }
+  }
+  for (int l = 0; i + l < n; ++l) {
+    const double d = static_cast<double>(h[i + l]) - mean;
+    acc[l] += d * d;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <typename real, Charge C>
+void charge_blocks(int64_t N, const real* x, const real* v, real* h, real lam, real v_reset, double* block_sums,
+                   int num_threads) {
+  parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
+    const int64_t n0 = b * kNeuronBlock;
+    const int64_t nb = std::min(kNeuronBlock, N - n0);
+    const real* SPIKEGRAD_RESTRICT xb = x + n0;
+    const real* SPIKEGRAD_RESTRICT vb = v + n0;
+    real* SPIKEGRAD_RESTRICT hb = h + n0;
+    for (int64_t i = 0; i < nb; ++i) hb[i] = charge<C>(vb[i], xb[i], lam, v_reset);  // SPEC 1
+    block_sums[b] = block_sum(hb, nb);
+  });
+}
+
+template <typename real, Reset R>
+void fire_blocks(int64_t N, const real* h, real* v, real* o, real theta, real v_reset, int num_threads) {
+  parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
+    const int64_t n0 = b * kNeuronBlock;
+    const int64_t nb = std::min(kNeuronBlock, N - n0);
+    const real* SPIKEGRAD_RESTRICT hb = h + n0;
+    real* SPIKEGRAD_RESTRICT vb = v + n0;
+    real* SPIKEGRAD_RESTRICT ob = o + n0;
+    for (int64_t i = 0; i < nb; ++i) {
+      const real z = spike_argument<Scale::Absolute>(hb[i], theta);  // SPEC 3, absolute scale
+      const real s = heaviside(z);
+      ob[i] = output<Scale::Absolute>(s, theta);
+      vb[i] = reset<R>(hb[i], s, theta, v_reset);                     // SPEC 4
+    }
+  });
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// The step functions: one timestep over all N neurons. The fused forward below is these three
+// in a loop; a data-parallel caller runs the same loop and all-reduces the block sums between
+// them (spikegrad.nn.ATGO(sync_stats=True)).
+// ---------------------------------------------------------------------------------------------
+
+// Charge: h[t] = charge(v[t-1], x[t]) for the N neurons. x_t, v, h: [N]. Writes h and
+// block_sums[adaptive_workspace_size(N)], the per-block float64 sums of h.
+template <typename real>
+void adaptive_charge_step(Charge charge_kind, int64_t N, const same_t<real>* x_t, const same_t<real>* v,
+                          same_t<real>* h, real lam, same_t<real> v_reset, double* block_sums, int num_threads = 0) {
+  dispatch_charge(charge_kind, [&](auto c) {
+    detail::charge_blocks<real, decltype(c)::value>(N, x_t, v, h, lam, v_reset, block_sums, num_threads);
+  });
+}
+
+// Deviations: block_sums[b] = sum over block b of (h - mean)^2 in float64.
+template <typename real>
+void adaptive_deviation_step(int64_t N, const real* h, double mean, double* block_sums, int num_threads = 0) {
+  detail::parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
+    const int64_t n0 = b * kNeuronBlock;
+    block_sums[b] = detail::block_sum_squared_deviations(h + n0, std::min(kNeuronBlock, N - n0), mean);
+  });
+}
+
+// Fire and reset with the step's threshold: o = H(h - theta), v = reset(h, s). h, v, o: [N].
+template <typename real>
+void adaptive_fire_step(Reset reset_kind, int64_t N, const same_t<real>* h, same_t<real>* v, same_t<real>* o,
+                        real theta, same_t<real> v_reset, int num_threads = 0) {
+  dispatch_reset(reset_kind, [&](auto r) {
+    detail::fire_blocks<real, decltype(r)::value>(N, h, v, o, theta, v_reset, num_threads);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fused forward
+// ---------------------------------------------------------------------------------------------
+
+// options: charge and reset are used; the scale must be absolute and smooth false (the spike is
+// H(h - theta)); the surrogate and detach_reset are the backward's.
+// x, output: [T, N]. membrane: [T, N] (receives h) or nullptr, then h_scratch: [N] holds h[t].
+// v_last: [N], receives v[T-1] (it holds v[t] during the loop). threshold, sg_param: [T], the
+// theta[t] and k_t used. mean, std_dev: [T] doubles. workspace: adaptive_workspace_size(N) doubles.
+// The same bits for any num_threads (<= 0: OpenMP's default).
+template <typename real>
+void adaptive_forward_cpu(const NeuronOptions& options, const AdaptiveParams<real>& P, const same_t<real>* x,
+                          same_t<real>* output, same_t<real>* membrane, same_t<real>* v_last,
+                          same_t<real>* threshold, same_t<real>* sg_param, double* mean, double* std_dev,
+                          same_t<real>* h_scratch, double* workspace, int num_threads = 0) {
+  validate_adaptive_params(P);
+  if (options.scale != Scale::Absolute) {
+    throw std::invalid_argument("the adaptive threshold uses scale='absolute', got scale='" +
+                                std::string(to_string(options.scale)) + "'");
+  }
+  if (options.smooth) throw std::invalid_argument("the adaptive threshold has no smooth mode");
+  if (x == nullptr || output == nullptr || v_last == nullptr || threshold == nullptr || sg_param == nullptr ||
+      mean == nullptr || std_dev == nullptr || workspace == nullptr || (membrane == nullptr && h_scratch == nullptr)) {
+    throw std::invalid_argument("adaptive_forward_cpu: a required buffer is null");
+  }
+  const int64_t T = P.T, N = P.N, num_blocks = neuron_num_blocks(N);
+  std::copy(P.v_init, P.v_init + N, v_last);
+  for (int64_t t = 0; t < T; ++t) {
+    real* h = membrane != nullptr ? membrane + t * N : h_scratch;
+    adaptive_charge_step<real>(options.charge, N, x + t * N, v_last, h, P.decay, P.v_reset, workspace, num_threads);
+    mean[t] = layer_mean(combine_block_sums(workspace, num_blocks), N);
+    adaptive_deviation_step<real>(N, h, mean[t], workspace, num_threads);
+    std_dev[t] = layer_std(combine_block_sums(workspace, num_blocks), N);
+    const AdaptiveStepValues<real> step = adaptive_step_values(P, mean[t], std_dev[t]);  // Eq. 5, 7
+    check_tgo_width(P, step.width, mean[t], std_dev[t], t);
+    threshold[t] = step.threshold;
+    sg_param[t] = step.width;
+    adaptive_fire_step<real>(options.reset, N, h, v_last, output + t * N, step.threshold, P.v_reset, num_threads);
+  }
+}
+
+}  // namespace spikegrad

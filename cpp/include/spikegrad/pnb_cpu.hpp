@@ -1,0 +1,96 @@
+// spikegrad/pnb_cpu.hpp — the partial sums of the PNB loss (SPEC 6, seed 002 Eqs. 18-21) on the
+// CPU: per (level, sign), S_w = sum w and S_hw = sum h w over one layer's membranes, in float64 and
+// in the fixed order pyref/pnb.py mirrors. Test: tests/test_multilevel.py.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "formulas.hpp"
+#include "neuron_cpu.hpp"  // parallel_for_blocks, block_sum, number_string
+
+namespace spikegrad {
+
+// Elements are cut into blocks of kPnbBlock (a multiple of 8): within a block, block_sum's 8 lanes;
+// the blocks are added in order. A constant, so the bits do not depend on the thread count.
+inline constexpr int64_t kPnbBlock = 4096;
+
+inline int64_t pnb_num_blocks(int64_t count) { return count <= 0 ? 0 : (count + kPnbBlock - 1) / kPnbBlock; }
+
+// Per block: [K][2 signs][S_w, S_hw] doubles.
+inline std::size_t pnb_workspace_size(int64_t count, int K) {
+  return static_cast<std::size_t>(pnb_num_blocks(count)) * static_cast<std::size_t>(4 * (K < 0 ? 0 : K));
+}
+
+namespace detail {
+
+// One block's contributions of level k: w = exp(-|level - h|) in float64 inside the region, else 0.
+// Eq. 18: (k-1) theta_P < h <= k theta_P, level k theta_P; Eq. 19: -k theta_N <= h < -(k-1) theta_N,
+// level -k theta_N. The bounds are computed in the working precision, like the neuron's levels.
+template <typename real>
+inline void pnb_block_sums(int64_t n, const real* SPIKEGRAD_RESTRICT h, real theta_p, real theta_n, int k,
+                           double* SPIKEGRAD_RESTRICT c_w, double* SPIKEGRAD_RESTRICT c_hw, double* out /*[2][2]*/) {
+  const real top_p = level(k, theta_p), bottom_p = level(k - 1, theta_p);
+  const real top_n = -level(k, theta_n), bottom_n = -level(k - 1, theta_n);
+  const double lvl_p = static_cast<double>(top_p), lvl_n = static_cast<double>(top_n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double h64 = static_cast<double>(h[i]);
+    const bool in = bottom_p < h[i] && h[i] <= top_p;  // Eq. 18
+    const double w = in ? std::exp(-std::fabs(lvl_p - h64)) : 0.0;
+    c_w[i] = w;
+    c_hw[i] = in ? h64 * w : 0.0;
+  }
+  out[0] = block_sum(c_w, n);
+  out[1] = block_sum(c_hw, n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double h64 = static_cast<double>(h[i]);
+    const bool in = top_n <= h[i] && h[i] < bottom_n;  // Eq. 19
+    const double w = in ? std::exp(-std::fabs(lvl_n - h64)) : 0.0;
+    c_w[i] = w;
+    c_hw[i] = in ? h64 * w : 0.0;
+  }
+  out[2] = block_sum(c_w, n);
+  out[3] = block_sum(c_hw, n);
+}
+
+}  // namespace detail
+
+// h: [count] membranes of one layer (any layout, flattened). sums: [K][2][2] doubles, written:
+// sums[k-1][sign][0] = S_w, [1] = S_hw, sign 0 = R+_k, 1 = R-_k. workspace: pnb_workspace_size.
+template <typename real>
+void pnb_partial_sums_cpu(const same_t<real>* h, int64_t count, real theta_p, real theta_n, int K, double* sums,
+                          double* workspace, int num_threads = 0) {
+  if (K < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(K));
+  if (!(std::isfinite(theta_p) && theta_p > 0)) {
+    throw std::invalid_argument("theta_p must be a finite magnitude > 0, got " +
+                                detail::number_string(static_cast<double>(theta_p)));
+  }
+  if (!(std::isfinite(theta_n) && theta_n > 0)) {
+    throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
+                                detail::number_string(static_cast<double>(theta_n)));
+  }
+  if (count < 0) throw std::invalid_argument("count must be >= 0");
+  if (sums == nullptr) throw std::invalid_argument("sums must not be null");
+  std::fill(sums, sums + 4 * K, 0.0);
+  if (count == 0) return;
+  if (h == nullptr) throw std::invalid_argument("h must not be null");
+  if (workspace == nullptr) throw std::invalid_argument("workspace must not be null");
+  const int64_t blocks = pnb_num_blocks(count);
+  detail::parallel_for_blocks(blocks, num_threads, [&](int64_t b) {
+    const int64_t i0 = b * kPnbBlock;
+    const int64_t nb = std::min(kPnbBlock, count - i0);
+    double c_w[kPnbBlock], c_hw[kPnbBlock];
+    for (int k = 1; k <= K; ++k) {
+      detail::pnb_block_sums(nb, h + i0, theta_p, theta_n, k, c_w, c_hw, workspace + (b * K + (k - 1)) * 4);
+    }
+  });
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int j = 0; j < 4 * K; ++j) sums[j] += workspace[b * 4 * K + j];
+  }
+}
+
+}  // namespace spikegrad
