@@ -10,6 +10,8 @@
 //                       grad_x, grad_v_init, grad_decay, grad_threshold, grad_sg_param,
 //                       workspace, num_threads = 0)
 //   neuron_backward_workspace_size(T, N)     doubles of scratch the backward needs
+// and, in the same style, adaptive_forward_cpu (adaptive_cpu.hpp), multilevel_forward_cpu /
+// multilevel_backward_cpu (multilevel_cpu.hpp) and pnb_partial_sums_cpu (pnb_cpu.hpp).
 // Arrays are plain pointers with the shapes in NeuronParams<real> (T steps, N neurons,
 // time-major [T, N]); the caller owns every buffer and the kernels allocate nothing.
 // Errors (invalid options, shapes, null buffers, NaN or out-of-domain parameters) throw
