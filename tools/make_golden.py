@@ -15,8 +15,8 @@ reference by tests/test_golden.py, so a change of pyref/ that the files do not f
 the Python suite. The cases are fixed (seeded generators, no hypothesis): every option
 value, both dtypes, and the edge cases T = 1, N = 1, inputs exactly at the threshold (or on
 a level, or on a region bound), huge and tiny scales, negative inputs, per-step parameters,
-non-finite inputs, and N crossing a block boundary (512 neurons for the adaptive
-and multi-level kernels, 4096 elements for PNB).
+non-finite inputs (not for the adaptive threshold: see adaptive_cases), and N crossing a
+block boundary (512 neurons for the adaptive and multi-level kernels, 4096 elements for PNB).
 
 File format (text, one record per line, numbers as C99 hexadecimal floats so that every
 value round-trips exactly, trailing zero digits dropped; float32 values are written as the

@@ -1,11 +1,8 @@
-// test_golden.cpp — every kernel of <spikegrad/spikegrad.hpp> against golden vectors of the NumPy
-// reference, with no Python at test time: the single-level neuron, the DS-ATGO adaptive forward
-// (whose backward is the neuron backward with the thresholds and widths it recorded), the
-// multi-level CF neuron and the PNB partial sums. The forward bit for bit (within the stated bound
-// where a transcendental enters: smooth mode, the TGO width), the backward within the bound
-// recorded next to each expected value; also from several threads at once.
-// Run: ctest --test-dir build -R test_golden. Regenerate the vectors: python tools/make_golden.py
-// (the file format is the docstring of that script).
+// test_golden.cpp — every kernel of <spikegrad/spikegrad.hpp> (neuron, adaptive, multilevel, pnb) against
+// golden vectors of the NumPy reference, without Python: forward bit for bit (within the stated bound
+// where a transcendental enters), backward within the bound recorded next to each value; also from
+// several threads at once. Run: ctest --test-dir build -R test_golden. Regenerate the vectors:
+// python tools/make_golden.py (the file format is the docstring of that script).
 #include <spikegrad/spikegrad.hpp>
 
 #include <atomic>
