@@ -5,6 +5,8 @@
                           PyTorch) against the NumPy reference
     spikegrad verify --against package.module:function --options '{"charge": "mul"}'
                           check your own neuron (spikegrad.testing.assert_neuron_matches)
+    spikegrad bench       time the kernels against the memory-bandwidth floor, the PyTorch
+                          loop and torch.compile of it (--quick, --json PATH, --plot PATH)
 """
 
 from __future__ import annotations
@@ -186,6 +188,11 @@ def main(argv=None) -> int:
     verify.add_argument("--max-examples", type=int, default=200,
                         help="with --against: hypothesis examples (default 200)")
     verify.set_defaults(func=_verify)
+    bench = sub.add_parser("bench", help="time the kernels against the memory-bandwidth floor "
+                                         "and the PyTorch loops (docs/performance.md)")
+    from . import bench as bench_module
+    bench_module.add_arguments(bench)
+    bench.set_defaults(func=bench_module.cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 
