@@ -16,6 +16,10 @@
 #include <omp.h>
 #endif
 
+#if defined(__SSE2__)
+#include <emmintrin.h>  // _mm_stream_ps / _mm_stream_pd: the forward's streaming stores
+#endif
+
 #include "formulas.hpp"
 #include "options.hpp"
 
@@ -131,6 +135,42 @@ inline double block_sum(const real* SPIKEGRAD_RESTRICT c, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// Outputs at least this large are written with streaming (non-temporal) stores: they do not fit
+// in the caches, so a normal store would first read each destination line from memory (the
+// read-for-ownership) only to overwrite it, 12 bytes of traffic per element and step in the
+// forward instead of 8. Smaller outputs stay in the caches, where normal stores are faster.
+inline constexpr std::size_t kStreamingStoreBytes = std::size_t(1) << 24;  // 16 MiB
+
+// dst[0..n) = src[0..n), with non-temporal stores where the target has them (SSE2). Copies the
+// values, so the bits are those the formulas made; the caller issues stream_fence() after the
+// last row, before another thread may read dst.
+template <typename real>
+inline void stream_row(real* SPIKEGRAD_RESTRICT dst, const real* SPIKEGRAD_RESTRICT src, int64_t n) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  constexpr int64_t kLanes = static_cast<int64_t>(16 / sizeof(real));
+  // scalar stores up to the first 16-byte-aligned element of dst, then whole vectors
+  while (i < n && (reinterpret_cast<std::uintptr_t>(dst + i) & 15) != 0) {
+    dst[i] = src[i];
+    ++i;
+  }
+  for (; i + kLanes <= n; i += kLanes) {
+    if constexpr (sizeof(real) == sizeof(float)) {
+      _mm_stream_ps(reinterpret_cast<float*>(dst + i), _mm_loadu_ps(reinterpret_cast<const float*>(src + i)));
+    } else {
+      _mm_stream_pd(reinterpret_cast<double*>(dst + i), _mm_loadu_pd(reinterpret_cast<const double*>(src + i)));
+    }
+  }
+#endif
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();  // streaming stores are weakly ordered: make them visible before the block ends
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // One timestep of one block of n neurons. The restrict-qualified arguments let the loops
 // vectorize; each calls the formulas of formulas.hpp in pyref/neuron.py's order.
@@ -211,18 +251,29 @@ template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
 void neuron_forward_kernel(const NeuronParams<real>& P, const real* x, real* output, real* membrane,
                            real* v_last, int num_threads) {
   const int64_t T = P.T, N = P.N;
+  const bool streaming = static_cast<std::size_t>(T) * static_cast<std::size_t>(N) * sizeof(real) >= kStreamingStoreBytes;
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
     real v[kNeuronBlock];
-    real h_discard[kNeuronBlock];  // where h goes when the membrane is not wanted
+    real h_local[kNeuronBlock];  // h[t] of the block (also where h goes when it is not wanted)
+    real o_local[kNeuronBlock];  // o[t] of the block before its streaming store
     std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = t * N + n0;
-      forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, output + row,
-                                             membrane != nullptr ? membrane + row : h_discard, P.decay,
-                                             P.v_reset, P.threshold[t], P.sg_param[t]);
+      if (streaming) {
+        // the step writes into the cache-resident local rows, then they stream out to memory
+        forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, o_local, h_local, P.decay, P.v_reset,
+                                               P.threshold[t], P.sg_param[t]);
+        stream_row(output + row, o_local, nb);
+        if (membrane != nullptr) stream_row(membrane + row, h_local, nb);
+      } else {
+        forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, output + row,
+                                               membrane != nullptr ? membrane + row : h_local, P.decay,
+                                               P.v_reset, P.threshold[t], P.sg_param[t]);
+      }
     }
+    if (streaming) stream_fence();
     std::copy(v, v + nb, v_last + n0);
   });
 }
