@@ -165,6 +165,10 @@ inline void stream_row(real* SPIKEGRAD_RESTRICT dst, const real* SPIKEGRAD_RESTR
   for (; i < n; ++i) dst[i] = src[i];
 }
 
+// The backward keeps v[t-1] of a block in a local array of this many rows (64 KiB) when T fits.
+template <typename real>
+inline constexpr int64_t kLocalScratchRows = static_cast<int64_t>((std::size_t(64) << 10) / (sizeof(real) * kNeuronBlock));
+
 inline void stream_fence() {
 #if defined(__SSE2__)
   _mm_sfence();  // streaming stores are weakly ordered: make them visible before the block ends
@@ -284,6 +288,12 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
                             real* grad_x, real* grad_v_init, double* workspace, int num_threads) {
   const int64_t T = P.T, N = P.N;
   const int64_t stride = 2 * T + 1;
+  // Where v[t-1] waits between the recomputed forward and the reverse step: a block-local array
+  // when the T rows fit (then grad_x is only written, once, and large outputs stream out), else
+  // grad_x itself (read back from the caches, but its lines are first read from memory).
+  const bool local_scratch = T <= kLocalScratchRows<real>;
+  const bool streaming = local_scratch && static_cast<std::size_t>(T) * static_cast<std::size_t>(N) * sizeof(real) >=
+                                              kStreamingStoreBytes;
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
@@ -291,13 +301,17 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
     real g_v[kNeuronBlock];
     real zeros[kNeuronBlock];  // stands in for an absent grad_output / grad_membrane row
     real c_theta[kNeuronBlock], c_p[kNeuronBlock], c_lam[kNeuronBlock];
+    real v_prev_rows[kLocalScratchRows<real> * kNeuronBlock];
     std::fill(zeros, zeros + nb, static_cast<real>(0));
+    auto scratch_row = [&](int64_t t) {
+      return local_scratch ? v_prev_rows + t * kNeuronBlock : grad_x + t * N + n0;
+    };
 
-    // forward again, keeping v[t-1] in grad_x[t]
+    // forward again, keeping v[t-1] in the scratch row t
     std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = t * N + n0;
-      recompute_step<real, C, R, S, G, Smooth>(nb, x + row, v, grad_x + row, P.decay, P.v_reset,
+      recompute_step<real, C, R, S, G, Smooth>(nb, x + row, v, scratch_row(t), P.decay, P.v_reset,
                                                P.threshold[t], P.sg_param[t]);
     }
 
@@ -313,17 +327,24 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
       const int64_t row = t * N + n0;
       const real* g_out = grad_output != nullptr ? grad_output + row : zeros;
       const real* g_mem = grad_membrane != nullptr ? grad_membrane + row : zeros;
+      real* scratch = scratch_row(t);  // in v[t-1], out dL/dx[t]
       if (detach_reset) {
-        backward_step<real, C, R, S, G, Smooth, true>(nb, x + row, grad_x + row, g_out, g_mem, g_v, c_theta, c_p,
-                                                      c_lam, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+        backward_step<real, C, R, S, G, Smooth, true>(nb, x + row, scratch, g_out, g_mem, g_v, c_theta, c_p, c_lam,
+                                                      P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
       } else {
-        backward_step<real, C, R, S, G, Smooth, false>(nb, x + row, grad_x + row, g_out, g_mem, g_v, c_theta, c_p,
-                                                       c_lam, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+        backward_step<real, C, R, S, G, Smooth, false>(nb, x + row, scratch, g_out, g_mem, g_v, c_theta, c_p, c_lam,
+                                                       P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+      }
+      if (streaming) {
+        stream_row(grad_x + row, scratch, nb);
+      } else if (local_scratch) {
+        std::copy(scratch, scratch + nb, grad_x + row);
       }
       ws[1 + t] = block_sum(c_theta, nb);
       ws[1 + T + t] = block_sum(c_p, nb);
       decay_sum += block_sum(c_lam, nb);
     }
+    if (streaming) stream_fence();
     ws[0] = decay_sum;
     std::copy(g_v, g_v + nb, grad_v_init + n0);
   });
