@@ -139,7 +139,11 @@ inline double block_sum(const real* SPIKEGRAD_RESTRICT c, int64_t n) {
 // in the caches, so a normal store would first read each destination line from memory (the
 // read-for-ownership) only to overwrite it, 12 bytes of traffic per element and step in the
 // forward instead of 8. Smaller outputs stay in the caches, where normal stores are faster.
-inline constexpr std::size_t kStreamingStoreBytes = std::size_t(1) << 24;  // 16 MiB
+// SPIKEGRAD_STREAMING_STORE_BYTES overrides it at compile time (e.g. to measure without them).
+#ifndef SPIKEGRAD_STREAMING_STORE_BYTES
+#define SPIKEGRAD_STREAMING_STORE_BYTES (std::size_t(1) << 24)  // 16 MiB
+#endif
+inline constexpr std::size_t kStreamingStoreBytes = SPIKEGRAD_STREAMING_STORE_BYTES;
 
 // dst[0..n) = src[0..n), with non-temporal stores where the target has them (SSE2). Copies the
 // values, so the bits are those the formulas made; the caller issues stream_fence() after the
