@@ -121,3 +121,20 @@ def test_plot_writes_a_png(tmp_path):
     assert cli.main(["bench", "--T", "2", "--N", "8", "16", "--repeat", "1", "--methods",
                      "spikegrad", "loop", "--no-progress", "--plot", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("preset", [None, "ACTIVE"])
+def test_import_leaves_omp_wait_policy_as_it_was(preset):
+    # spikegrad loads its OpenMP runtime with OMP_WAIT_POLICY=PASSIVE unless the user chose
+    # one, and restores the environment (torch's runtime, loaded later, is not affected)
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os, spikegrad; print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == str(preset)

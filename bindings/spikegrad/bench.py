@@ -18,7 +18,8 @@ Methods (all LIF `mul`, lam = 0.2, threshold 1, hard reset to 0, rect surrogate 
   loop               the per-timestep PyTorch loop of the seed papers, with the rect
                      surrogate as a torch.autograd.Function
   compile            torch.compile of that loop
-  spikingjelly       SpikingJelly's LIFNode (multi-step, torch backend), if it is installed
+  spikingjelly       SpikingJelly's LIFNode (multi-step, torch backend, tau = 1 / lam, its own
+                     decay_input charge and sigmoid surrogate), if it is installed
   spikegrad-ATGO     the spikegrad.nn.ATGO layer in training mode (adaptive threshold)
   spikegrad-CF       the spikegrad.nn.CF layer (multi-level, TSG); it also returns the membrane
                      (the PNB loss reads it), 4 more bytes per element in the forward
