@@ -1,9 +1,8 @@
-"""The forward's streaming-store path (outputs of 16 MiB and more, neuron_cpu.hpp
-kStreamingStoreBytes): bit for bit the reference, with rows that start off a 16-byte boundary
-(N odd), with and without the membrane, for 1 and 2 threads. NumPy only.
-
-The small cases of tests/test_kernels.py never reach this path: these arrays are just above
-the size where it starts."""
+"""Large outputs (16 MiB and more: the size from which a build with streaming stores,
+SPIKEGRAD_STREAMING_STORE_BYTES in neuron_cpu.hpp, writes them non-temporally) and the two
+places the backward keeps v[t-1] (a block-local array up to 64 KiB of rows, else grad_x):
+bit for bit the reference, with rows that start off a 16-byte boundary (N odd), with and
+without the membrane, for 1 and 2 threads. NumPy only."""
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ STREAMING_BYTES = 1 << 24
 ])
 @pytest.mark.parametrize("return_membrane", [True, False])
 def test_streaming_forward_matches_the_reference(dtype, T, N, options, return_membrane):
-    assert T * N * np.dtype(dtype).itemsize >= STREAMING_BYTES   # the streaming path
+    assert T * N * np.dtype(dtype).itemsize >= STREAMING_BYTES   # a streaming-size output
     rng = np.random.default_rng(N + T)
     theta = np.linspace(0.75, 1.25, T)
     x = rng.normal(0.5, 1.0, (T, N)).astype(dtype)

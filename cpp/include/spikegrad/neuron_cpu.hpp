@@ -135,13 +135,17 @@ inline double block_sum(const real* SPIKEGRAD_RESTRICT c, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// Outputs at least this large are written with streaming (non-temporal) stores: they do not fit
-// in the caches, so a normal store would first read each destination line from memory (the
-// read-for-ownership) only to overwrite it, 12 bytes of traffic per element and step in the
-// forward instead of 8. Smaller outputs stay in the caches, where normal stores are faster.
-// SPIKEGRAD_STREAMING_STORE_BYTES overrides it at compile time (e.g. to measure without them).
+// Outputs at least this large are written with streaming (non-temporal) stores. Into memory
+// that is already mapped, a normal store first reads each destination line from memory (the
+// read-for-ownership) only to overwrite it: 12 bytes per element and step in the forward
+// instead of 8, and streaming stores measured about 12 % faster there. But a fresh output
+// (glibc's default allocator maps new pages for every large tensor) is zeroed by the page-fault
+// handler into the caches, where normal stores then land for free, and streaming stores around
+// those lines made the forward up to 2x slower (docs/performance.md). Most users run with the
+// default allocator, so they are off unless a build sets SPIKEGRAD_STREAMING_STORE_BYTES
+// (e.g. -DSPIKEGRAD_STREAMING_STORE_BYTES='(std::size_t(1) << 24)' for 16 MiB and more).
 #ifndef SPIKEGRAD_STREAMING_STORE_BYTES
-#define SPIKEGRAD_STREAMING_STORE_BYTES (std::size_t(1) << 24)  // 16 MiB
+#define SPIKEGRAD_STREAMING_STORE_BYTES SIZE_MAX
 #endif
 inline constexpr std::size_t kStreamingStoreBytes = SPIKEGRAD_STREAMING_STORE_BYTES;
 
