@@ -196,7 +196,7 @@ py::tuple adaptive_step_values(double sum, double sum_squared_deviations, int64_
     using real = decltype(zero);
     const spikegrad::AdaptiveParams<real> params = typed<real>(untyped);
     const spikegrad::AdaptiveStepValues<real> v = spikegrad::adaptive_step_values(params, mean, std_dev);
-    spikegrad::check_tgo_width(params, v.width, mean, std_dev, t);
+    spikegrad::check_adaptive_step(params, v, mean, std_dev, t);
     return py::make_tuple(static_cast<double>(v.threshold), static_cast<double>(v.width), mean, std_dev);
   };
   if (dtype.equal(py::dtype::of<float>())) return values(0.0f);

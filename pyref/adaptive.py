@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .neuron import NeuronOptions, NeuronResult, _working_dtype, run_loop
+from .neuron import NeuronOptions, NeuronResult, _working_dtype, initial_membrane, run_loop
 
 __all__ = ["AdaptiveResult", "forward", "block_partial_sums", "combine_partial_sums",
            "ordered_sum", "layer_mean", "layer_std", "adaptive_threshold",
-           "estimated_threshold", "tgo_width", "check_tgo_width", "update_running_threshold",
+           "estimated_threshold", "tgo_width", "check_adaptive_step", "update_running_threshold",
            "THRESHOLD_MODES", "TGO_DRIVERS", "BLOCK", "LANES"]
 
 THRESHOLD_MODES = ("true", "estimated")
@@ -116,15 +116,22 @@ def tgo_width(k0, driver, v_th):
     return k0 * (1 + math.tanh(driver - v_th))
 
 
-def check_tgo_width(k, mean, std, v_th, t):
-    """k_t = 0 when tanh(d_t - V_th) rounds to -1 (d_t - V_th < -19 in float64): the rect
-    surrogate of width 0 is undefined (its limit is a Dirac delta, not 0), so it is an
-    error, raised in the forward where the cause is known. A NaN width (NaN inputs) passes."""
+def check_adaptive_step(theta, k, mean, std, v_th, t):
+    """The values of one step must be usable, else the forward raises where the cause is
+    known. A non-finite theta or k_t means NaN or Inf among the layer's membranes: the layer
+    statistic is undefined, and H(NaN) = 0 would silently silence the whole layer. k_t = 0
+    when tanh(d_t - V_th) rounds to -1 (d_t - V_th < -19 in float64): the rect surrogate of
+    width 0 is undefined (its limit is a Dirac delta, not 0)."""
+    statistics = f"(mean(h) = {mean:.9g}, std(h) = {std:.9g}, v_th = {v_th:.9g})"
+    if not (math.isfinite(theta) and math.isfinite(k)):
+        raise ValueError(f"the adaptive threshold or TGO width is not finite at t = {t} "
+                         f"{statistics}: the layer's membranes contain NaN or Inf (from x or "
+                         f"v_init), or are so large that the float64 statistic overflows: "
+                         f"DS-ATGO's threshold is undefined")
     if k <= 0:
         raise ValueError(f"the TGO width k_t = width * (1 + tanh(d_t - v_th)) rounds to 0 at "
-                         f"t = {t} (mean(h) = {mean:.9g}, std(h) = {std:.9g}, v_th = "
-                         f"{v_th:.9g}): d_t is too far below v_th; use a smaller v_th or "
-                         f"tgo=False")
+                         f"t = {t} {statistics}: d_t is too far below v_th; use a smaller v_th "
+                         f"or tgo=False")
 
 
 def update_running_threshold(running, theta, momentum):
@@ -185,16 +192,7 @@ def forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", tgo=True,
     if np.isnan(lam):
         raise ValueError("decay is NaN")
     v_reset = dtype(v_reset)
-    if v_init is None:
-        v = np.zeros(x.shape[1:], dtype=dtype)
-        v_init_shape = None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != x.shape[1:]:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {x.shape[1:]}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v = np.broadcast_to(v_init.astype(dtype), x.shape[1:]).copy()
+    v, v_init_shape = initial_membrane(v_init, x.shape[1:], dtype)
 
     theta = np.empty(T, dtype=dtype)
     p = np.empty(T, dtype=dtype)
@@ -213,9 +211,9 @@ def forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", tgo=True,
         if tgo:
             driver = std[t] if tgo_driver == "std" else theta64
             p[t] = dtype(tgo_width(width, driver, v_th))                     # Eq. 7
-            check_tgo_width(p[t], mean[t], std[t], v_th, t)
         else:
             p[t] = dtype(width)
+        check_adaptive_step(float(theta[t]), float(p[t]), mean[t], std[t], v_th, t)
 
     arrays = run_loop(options, x, v, lam, v_reset, theta, p, after_charge=adapt)
     return AdaptiveResult(

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import formulas as F
-from .neuron import _per_step, _reduce_like, _working_dtype
+from .neuron import _per_step, _reduce_like, _working_dtype, initial_membrane
 
 __all__ = ["MultilevelOptions", "MultilevelResult", "MultilevelGrads", "forward",
            "backward", "error_scale"]
@@ -108,16 +108,7 @@ def forward(x, *, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2, surrogate=
     if not (np.isfinite(a).all() and (a > 0).all()):
         raise ValueError(f"a must be finite and > 0, got {a}")
 
-    if v_init is None:
-        v = np.zeros(x.shape[1:], dtype=dtype)
-        v_init_shape = None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != x.shape[1:]:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {x.shape[1:]}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v = np.broadcast_to(v_init.astype(dtype), x.shape[1:]).copy()
+    v, v_init_shape = initial_membrane(v_init, x.shape[1:], dtype)
 
     h_all, o_all, v_prev_all = np.empty_like(x), np.empty_like(x), np.empty_like(x)
     for t in range(T):

@@ -117,16 +117,7 @@ def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=
     p, p_scalar = _per_step(sg_param, T, dtype, "sg_param")
     _check_parameters(options, lam, theta, p)
 
-    if v_init is None:
-        v = np.zeros(x.shape[1:], dtype=dtype)
-        v_init_shape = None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != x.shape[1:]:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {x.shape[1:]}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v = np.broadcast_to(v_init.astype(dtype), x.shape[1:]).copy()
+    v, v_init_shape = initial_membrane(v_init, x.shape[1:], dtype)
 
     arrays = run_loop(options, x, v, lam, v_reset, theta, p)
     return NeuronResult(
@@ -163,6 +154,18 @@ def run_loop(options: NeuronOptions, x, v, lam, v_reset, theta, p, after_charge=
         h_all[t] = h
         s_all[t] = s
     return dict(output=o_all, membrane=h_all, v_last=v, spike=s_all, v_prev=v_prev_all)
+
+
+def initial_membrane(v_init, neuron_shape, dtype):
+    """v[-1] (SPEC 0): zeros for None, else a scalar broadcast or an array shaped like
+    x[0]. Returns (v, the shape v_init was given in, or None)."""
+    if v_init is None:
+        return np.zeros(neuron_shape, dtype=dtype), None
+    v_init = np.asarray(v_init, dtype=np.float64)
+    if v_init.ndim != 0 and v_init.shape != tuple(neuron_shape):
+        raise ValueError(f"v_init must be a scalar or shaped like x[0] {tuple(neuron_shape)}, "
+                         f"got {v_init.shape}")
+    return np.broadcast_to(v_init.astype(dtype), neuron_shape).copy(), v_init.shape
 
 
 def _check_parameters(options, lam, theta, p):

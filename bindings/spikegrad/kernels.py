@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from .ref.neuron import _per_step, initial_membrane
 from ._options import DEFAULT_SG_PARAM, check_options
 
 __all__ = ["forward", "backward", "KernelResult", "KernelGrads", "adaptive_forward",
@@ -47,14 +48,10 @@ def _dtype_of(x):
     return x.dtype
 
 
-def _per_step(value, T, dtype, name):
-    array = np.asarray(value, dtype=np.float64)
-    if array.ndim == 0:
-        return np.full(T, array, dtype=dtype), True
-    if array.shape != (T,):
-        raise ValueError(f"{name} must be a scalar or a length-T vector (T = {T}), "
-                         f"got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=dtype), False
+def _initial_membrane(v_init, neuron_shape, N, dtype):
+    """v_init as the kernels take it: [N], contiguous, x's dtype (and its given shape)."""
+    v, v_init_shape = initial_membrane(v_init, neuron_shape, dtype)
+    return np.ascontiguousarray(v.reshape(N)), v_init_shape
 
 
 def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=0.0,
@@ -75,16 +72,7 @@ def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=
         sg_param = DEFAULT_SG_PARAM[surrogate]
     theta, theta_scalar = _per_step(threshold, T, dtype, "threshold")
     p, p_scalar = _per_step(sg_param, T, dtype, "sg_param")
-    if v_init is None:
-        v0 = np.zeros(N, dtype=dtype)
-        v_init_shape = None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != neuron_shape:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {neuron_shape}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v0 = np.ascontiguousarray(np.broadcast_to(v_init, neuron_shape).reshape(N), dtype=dtype)
+    v0, v_init_shape = _initial_membrane(v_init, neuron_shape, N, dtype)
 
     output = np.empty((T, N), dtype=dtype)
     membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
@@ -174,15 +162,7 @@ def adaptive_forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", 
     neuron_shape = x.shape[1:]
     N = int(np.prod(neuron_shape, dtype=np.int64))
     x2 = np.ascontiguousarray(x.reshape(T, N))
-    if v_init is None:
-        v0, v_init_shape = np.zeros(N, dtype=dtype), None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != neuron_shape:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {neuron_shape}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v0 = np.ascontiguousarray(np.broadcast_to(v_init, neuron_shape).reshape(N), dtype=dtype)
+    v0, v_init_shape = _initial_membrane(v_init, neuron_shape, N, dtype)
     output = np.empty((T, N), dtype=dtype)
     membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
     v_last = np.empty(N, dtype=dtype)
@@ -230,16 +210,7 @@ def multilevel_forward(x, *, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2,
     N = int(np.prod(neuron_shape, dtype=np.int64))
     x2 = np.ascontiguousarray(x.reshape(T, N))
     a_arr, a_scalar = _per_step(a, T, dtype, "a")
-    if v_init is None:
-        v0 = np.zeros(N, dtype=dtype)
-        v_init_shape = None
-    else:
-        v_init = np.asarray(v_init, dtype=np.float64)
-        if v_init.ndim != 0 and v_init.shape != neuron_shape:
-            raise ValueError(f"v_init must be a scalar or shaped like x[0] {neuron_shape}, "
-                             f"got {v_init.shape}")
-        v_init_shape = v_init.shape
-        v0 = np.ascontiguousarray(np.broadcast_to(v_init, neuron_shape).reshape(N), dtype=dtype)
+    v0, v_init_shape = _initial_membrane(v_init, neuron_shape, N, dtype)
     output = np.empty((T, N), dtype=dtype)
     membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
     v_last = np.empty(N, dtype=dtype)

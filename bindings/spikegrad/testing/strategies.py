@@ -16,6 +16,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .._options import CHARGES, DEFAULT_SG_PARAM, RESETS, SCALES, SURROGATES
+from ..ref.formulas import WIDTH_SHAPES
 
 __all__ = ["options", "shapes", "neuron_case", "NeuronCase", "inputs", "multilevel_case"]
 
@@ -78,11 +79,14 @@ def neuron_case(draw, option_strategy=None, dtype=st.sampled_from([np.float32, n
                  else threshold_base)
     theta = np.broadcast_to(np.asarray(threshold, dtype=dt), (T,))
 
-    p0 = DEFAULT_SG_PARAM[opts["surrogate"]] * draw(st.sampled_from([1.0, 0.5, 2.0]))
+    # smooth mode: surrogates at their default or wider (spikegrad.testing.compare)
+    factors = [1.0, 0.5, 2.0] if not opts["smooth"] else (
+        [1.0, 2.0] if opts["surrogate"] in WIDTH_SHAPES else [1.0, 0.5])
+    p0 = DEFAULT_SG_PARAM[opts["surrogate"]] * draw(st.sampled_from(factors))
     sg_param = p0 * rng.uniform(0.5, 2.0, T) if draw(st.booleans()) else p0
 
     # the input: a normal draw scaled to the threshold, some entries exactly at it
-    spread = draw(st.sampled_from([0.5, 1.0, 3.0]))
+    spread = draw(st.sampled_from([0.5, 1.0] if opts["smooth"] else [0.5, 1.0, 3.0]))
     magnitude = abs(float(theta.mean()))
     x = rng.normal(magnitude * 0.6, magnitude * spread + 1e-3, (T, N)).astype(dt)
     edge_fraction = draw(st.sampled_from([0.0, 0.1, 0.5]))

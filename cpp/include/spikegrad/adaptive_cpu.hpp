@@ -81,16 +81,26 @@ AdaptiveStepValues<real> adaptive_step_values(const AdaptiveParams<real>& P, dou
   return {static_cast<real>(theta), static_cast<real>(width)};
 }
 
-// k_t = 0 happens when tanh(d_t - V_th) rounds to -1 (d_t - V_th < -19 in float64): the rect
-// surrogate of width 0 is undefined (its limit is a Dirac delta, not 0), so it is an error, raised
-// in the forward where the cause is known. A NaN width (NaN inputs) passes, as NaN inputs do.
+// The values of one step must be usable, else the forward raises where the cause is known:
+// - a non-finite threshold or width means NaN or Inf among the layer's membranes (from x or
+//   v_init): the layer statistic is then undefined, and H(NaN) = 0 would silently silence
+//   every neuron of the layer, so it is an error rather than IEEE propagation;
+// - k_t = 0 happens when tanh(d_t - V_th) rounds to -1 (d_t - V_th < -19 in float64): the rect
+//   surrogate of width 0 is undefined (its limit is a Dirac delta, not 0).
 template <typename real>
-void check_tgo_width(const AdaptiveParams<real>& P, real width, double mean, double std_dev, int64_t t) {
-  if (width <= 0) {
-    throw std::invalid_argument(
-        "the TGO width k_t = width * (1 + tanh(d_t - v_th)) rounds to 0 at t = " + std::to_string(t) +
-        " (mean(h) = " + detail::number_string(mean) + ", std(h) = " + detail::number_string(std_dev) +
-        ", v_th = " + detail::number_string(P.v_th) + "): d_t is too far below v_th; use a smaller v_th or tgo=False");
+void check_adaptive_step(const AdaptiveParams<real>& P, const AdaptiveStepValues<real>& step, double mean,
+                         double std_dev, int64_t t) {
+  const std::string statistics = "(mean(h) = " + detail::number_string(mean) + ", std(h) = " +
+                                 detail::number_string(std_dev) + ", v_th = " + detail::number_string(P.v_th) + ")";
+  if (!std::isfinite(step.threshold) || !std::isfinite(step.width)) {
+    throw std::invalid_argument("the adaptive threshold or TGO width is not finite at t = " + std::to_string(t) + " " +
+                                statistics + ": the layer's membranes contain NaN or Inf (from x or v_init), or "
+                                "are so large that the float64 statistic overflows: DS-ATGO's threshold is undefined");
+  }
+  if (step.width <= 0) {
+    throw std::invalid_argument("the TGO width k_t = width * (1 + tanh(d_t - v_th)) rounds to 0 at t = " +
+                                std::to_string(t) + " " + statistics +
+                                ": d_t is too far below v_th; use a smaller v_th or tgo=False");
   }
 }
 
@@ -250,7 +260,7 @@ void adaptive_forward_cpu(const NeuronOptions& options, const AdaptiveParams<rea
     adaptive_deviation_step<real>(N, h, mean[t], workspace, num_threads);
     std_dev[t] = layer_std(combine_block_sums(workspace, num_blocks), N);
     const AdaptiveStepValues<real> step = adaptive_step_values(P, mean[t], std_dev[t]);  // Eq. 5, 7
-    check_tgo_width(P, step.width, mean[t], std_dev[t], t);
+    check_adaptive_step(P, step, mean[t], std_dev[t], t);
     threshold[t] = step.threshold;
     sg_param[t] = step.width;
     adaptive_fire_step<real>(options.reset, N, h, v_last, output + t * N, step.threshold, P.v_reset, num_threads);
