@@ -10,7 +10,23 @@ reference.
 
 from __future__ import annotations
 
+import os as _os
+
 from . import ref
+
+# Between kernels, spikegrad's OpenMP threads sleep instead of spinning. libgomp reads
+# OMP_WAIT_POLICY once, when the compiled module loads; spinning threads hold the cores that
+# the caller's next torch op needs (on 2 cores, a 0.3 ms torch op then took 10 ms or more:
+# docs/performance.md). A policy the user set is kept, and the variable is restored, so that
+# other OpenMP runtimes loaded later (torch's own) are not affected.
+_wait_policy = _os.environ.get("OMP_WAIT_POLICY")
+if _wait_policy is None:
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+try:
+    from . import _core  # noqa: F401
+finally:
+    if _wait_policy is None:
+        del _os.environ["OMP_WAIT_POLICY"]
 
 __version__ = "0.1.0"
 __all__ = ["ref", "kernels", "nn", "neuron", "NeuronOutput", "multilevel", "pnb_loss",

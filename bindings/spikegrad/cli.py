@@ -8,6 +8,8 @@
     spikegrad demo [--quick] [--out DIR] [--methods ...] [--seed N]
                           train the seed methods side by side on scikit-learn's digits
                           (needs 'spikegrad[torch,demo]'); see spikegrad.demo
+    spikegrad bench       time the kernels against the memory-bandwidth floor, the PyTorch
+                          loop and torch.compile of it (--quick, --json PATH, --plot PATH)
 """
 
 from __future__ import annotations
@@ -202,6 +204,11 @@ def main(argv=None) -> int:
     from . import demo as demo_module   # imports torch only when run
     demo_module.add_arguments(demo)
     demo.set_defaults(func=demo_module.main)
+    bench = sub.add_parser("bench", help="time the kernels against the memory-bandwidth floor "
+                                         "and the PyTorch loops (docs/performance.md)")
+    from . import bench as bench_module
+    bench_module.add_arguments(bench)
+    bench.set_defaults(func=bench_module.cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -16,6 +16,10 @@
 #include <omp.h>
 #endif
 
+#if defined(__SSE2__)
+#include <emmintrin.h>  // _mm_stream_ps / _mm_stream_pd: the forward's streaming stores
+#endif
+
 #include "formulas.hpp"
 #include "options.hpp"
 
@@ -131,6 +135,54 @@ inline double block_sum(const real* SPIKEGRAD_RESTRICT c, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// Outputs at least this large are written with streaming (non-temporal) stores. Into memory
+// that is already mapped, a normal store first reads each destination line from memory (the
+// read-for-ownership) only to overwrite it: 12 bytes per element and step in the forward
+// instead of 8, and streaming stores measured about 12 % faster there. But a fresh output
+// (glibc's default allocator maps new pages for every large tensor) is zeroed by the page-fault
+// handler into the caches, where normal stores then land for free, and streaming stores around
+// those lines made the forward up to 2x slower (docs/performance.md). Most users run with the
+// default allocator, so they are off unless a build sets SPIKEGRAD_STREAMING_STORE_BYTES
+// (e.g. -DSPIKEGRAD_STREAMING_STORE_BYTES='(std::size_t(1) << 24)' for 16 MiB and more).
+#ifndef SPIKEGRAD_STREAMING_STORE_BYTES
+#define SPIKEGRAD_STREAMING_STORE_BYTES SIZE_MAX
+#endif
+inline constexpr std::size_t kStreamingStoreBytes = SPIKEGRAD_STREAMING_STORE_BYTES;
+
+// dst[0..n) = src[0..n), with non-temporal stores where the target has them (SSE2). Copies the
+// values, so the bits are those the formulas made; the caller issues stream_fence() after the
+// last row, before another thread may read dst.
+template <typename real>
+inline void stream_row(real* SPIKEGRAD_RESTRICT dst, const real* SPIKEGRAD_RESTRICT src, int64_t n) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  constexpr int64_t kLanes = static_cast<int64_t>(16 / sizeof(real));
+  // scalar stores up to the first 16-byte-aligned element of dst, then whole vectors
+  while (i < n && (reinterpret_cast<std::uintptr_t>(dst + i) & 15) != 0) {
+    dst[i] = src[i];
+    ++i;
+  }
+  for (; i + kLanes <= n; i += kLanes) {
+    if constexpr (sizeof(real) == sizeof(float)) {
+      _mm_stream_ps(reinterpret_cast<float*>(dst + i), _mm_loadu_ps(reinterpret_cast<const float*>(src + i)));
+    } else {
+      _mm_stream_pd(reinterpret_cast<double*>(dst + i), _mm_loadu_pd(reinterpret_cast<const double*>(src + i)));
+    }
+  }
+#endif
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// The backward keeps v[t-1] of a block in a local array of this many rows (64 KiB) when T fits.
+template <typename real>
+inline constexpr int64_t kLocalScratchRows = static_cast<int64_t>((std::size_t(64) << 10) / (sizeof(real) * kNeuronBlock));
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();  // streaming stores are weakly ordered: make them visible before the block ends
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // One timestep of one block of n neurons. The restrict-qualified arguments let the loops
 // vectorize; each calls the formulas of formulas.hpp in pyref/neuron.py's order.
@@ -211,18 +263,29 @@ template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
 void neuron_forward_kernel(const NeuronParams<real>& P, const real* x, real* output, real* membrane,
                            real* v_last, int num_threads) {
   const int64_t T = P.T, N = P.N;
+  const bool streaming = static_cast<std::size_t>(T) * static_cast<std::size_t>(N) * sizeof(real) >= kStreamingStoreBytes;
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
     real v[kNeuronBlock];
-    real h_discard[kNeuronBlock];  // where h goes when the membrane is not wanted
+    real h_local[kNeuronBlock];  // h[t] of the block (also where h goes when it is not wanted)
+    real o_local[kNeuronBlock];  // o[t] of the block before its streaming store
     std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = t * N + n0;
-      forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, output + row,
-                                             membrane != nullptr ? membrane + row : h_discard, P.decay,
-                                             P.v_reset, P.threshold[t], P.sg_param[t]);
+      if (streaming) {
+        // the step writes into the cache-resident local rows, then they stream out to memory
+        forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, o_local, h_local, P.decay, P.v_reset,
+                                               P.threshold[t], P.sg_param[t]);
+        stream_row(output + row, o_local, nb);
+        if (membrane != nullptr) stream_row(membrane + row, h_local, nb);
+      } else {
+        forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, output + row,
+                                               membrane != nullptr ? membrane + row : h_local, P.decay,
+                                               P.v_reset, P.threshold[t], P.sg_param[t]);
+      }
     }
+    if (streaming) stream_fence();
     std::copy(v, v + nb, v_last + n0);
   });
 }
@@ -233,6 +296,12 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
                             real* grad_x, real* grad_v_init, double* workspace, int num_threads) {
   const int64_t T = P.T, N = P.N;
   const int64_t stride = 2 * T + 1;
+  // Where v[t-1] waits between the recomputed forward and the reverse step: a block-local array
+  // when the T rows fit (then grad_x is only written, once, and large outputs stream out), else
+  // grad_x itself (read back from the caches, but its lines are first read from memory).
+  const bool local_scratch = T <= kLocalScratchRows<real>;
+  const bool streaming = local_scratch && static_cast<std::size_t>(T) * static_cast<std::size_t>(N) * sizeof(real) >=
+                                              kStreamingStoreBytes;
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
@@ -240,13 +309,17 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
     real g_v[kNeuronBlock];
     real zeros[kNeuronBlock];  // stands in for an absent grad_output / grad_membrane row
     real c_theta[kNeuronBlock], c_p[kNeuronBlock], c_lam[kNeuronBlock];
+    real v_prev_rows[kLocalScratchRows<real> * kNeuronBlock];
     std::fill(zeros, zeros + nb, static_cast<real>(0));
+    auto scratch_row = [&](int64_t t) {
+      return local_scratch ? v_prev_rows + t * kNeuronBlock : grad_x + t * N + n0;
+    };
 
-    // forward again, keeping v[t-1] in grad_x[t]
+    // forward again, keeping v[t-1] in the scratch row t
     std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = t * N + n0;
-      recompute_step<real, C, R, S, G, Smooth>(nb, x + row, v, grad_x + row, P.decay, P.v_reset,
+      recompute_step<real, C, R, S, G, Smooth>(nb, x + row, v, scratch_row(t), P.decay, P.v_reset,
                                                P.threshold[t], P.sg_param[t]);
     }
 
@@ -262,17 +335,24 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
       const int64_t row = t * N + n0;
       const real* g_out = grad_output != nullptr ? grad_output + row : zeros;
       const real* g_mem = grad_membrane != nullptr ? grad_membrane + row : zeros;
+      real* scratch = scratch_row(t);  // in v[t-1], out dL/dx[t]
       if (detach_reset) {
-        backward_step<real, C, R, S, G, Smooth, true>(nb, x + row, grad_x + row, g_out, g_mem, g_v, c_theta, c_p,
-                                                      c_lam, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+        backward_step<real, C, R, S, G, Smooth, true>(nb, x + row, scratch, g_out, g_mem, g_v, c_theta, c_p, c_lam,
+                                                      P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
       } else {
-        backward_step<real, C, R, S, G, Smooth, false>(nb, x + row, grad_x + row, g_out, g_mem, g_v, c_theta, c_p,
-                                                       c_lam, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+        backward_step<real, C, R, S, G, Smooth, false>(nb, x + row, scratch, g_out, g_mem, g_v, c_theta, c_p, c_lam,
+                                                       P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+      }
+      if (streaming) {
+        stream_row(grad_x + row, scratch, nb);
+      } else if (local_scratch) {
+        std::copy(scratch, scratch + nb, grad_x + row);
       }
       ws[1 + t] = block_sum(c_theta, nb);
       ws[1 + T + t] = block_sum(c_p, nb);
       decay_sum += block_sum(c_lam, nb);
     }
+    if (streaming) stream_fence();
     ws[0] = decay_sum;
     std::copy(g_v, g_v + nb, grad_v_init + n0);
   });

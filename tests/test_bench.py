@@ -1,0 +1,140 @@
+"""`spikegrad bench`: the table and JSON structure on tiny sizes (timings are never asserted:
+speed goals are measured by the benchmark itself, docs/performance.md), the benchmarked
+PyTorch loop is the same neuron as spikegrad's, and the goal verdicts."""
+
+import importlib.util
+import json
+import statistics
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from spikegrad import bench, cli  # noqa: E402
+from spikegrad.testing import assert_neuron_matches  # noqa: E402
+
+TINY_METHODS = ["spikegrad", "loop", "spikingjelly", "spikegrad-ATGO", "spikegrad-CF"]
+
+
+def test_the_benchmarked_loop_is_the_same_neuron_as_spikegrad():
+    # the comparison is only fair if the loop computes what spikegrad.neuron computes
+    loop = bench.make_loop()
+    assert_neuron_matches(lambda x, **options: loop(x), max_examples=25, dtype=torch.float32,
+                          charge="mul", decay=bench.DECAY, threshold=bench.THRESHOLD,
+                          reset="hard", v_reset=bench.V_RESET, surrogate="rect",
+                          sg_param=bench.WIDTH)
+
+
+def test_bench_table_and_json_on_tiny_sizes(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    Ts, Ns = [1, 3], [2, 100]
+    assert cli.main(["bench", "--T", *map(str, Ts), "--N", *map(str, Ns), "--repeat", "2",
+                     "--methods", *TINY_METHODS, "--json", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(path.read_text())
+    have_sj = importlib.util.find_spec("spikingjelly") is not None
+    methods = [m for m in TINY_METHODS if have_sj or m != "spikingjelly"]
+    if not have_sj:
+        assert report["meta"]["skipped"] == {"spikingjelly": "not installed"}
+        assert "skipped: spikingjelly (not installed)" in out
+    rows = report["rows"]
+    assert len(rows) == len(Ts) * len(Ns) * 2 * len(methods)
+    cases = {(r["mode"], r["T"], r["N"], r["method"]) for r in rows}
+    assert cases == {(mode, T, N, m) for mode in ("forward", "forward+backward")
+                     for T in Ts for N in Ns for m in methods}
+    for r in rows:
+        times = r["times_s"]
+        assert bench.MAX_REPEAT >= len(times) >= 2 and all(t > 0 for t in times)
+        assert len(times) == bench.MAX_REPEAT or sum(times) >= bench.MIN_TOTAL_S
+        assert r["time_s"] == statistics.median(times)
+        floor_bytes = {"forward": 8, "forward+backward": 20}[r["mode"]] * r["T"] * r["N"]
+        bandwidth = report["copy_gb_per_s"][f"{r['T']},{r['N']}"] * 1e9
+        assert r["floor_s"] == pytest.approx(floor_bytes / bandwidth, rel=1e-9)
+        assert r["x_floor"] == pytest.approx(r["time_s"] / r["floor_s"], rel=1e-9)
+        assert r["gb_per_s"] == pytest.approx(floor_bytes / r["time_s"] / 1e9, rel=1e-9)
+    assert "GLIBC_TUNABLES" in report["meta"]["allocator"]
+    assert out.startswith("allocator: ")
+    table = [line for line in out.splitlines() if line.startswith(("forward ", "forward+"))]
+    assert len(table) == len(rows)
+    assert "goals: not evaluated" in out
+
+
+def test_bench_compile_row(capsys):
+    assert cli.main(["bench", "--T", "2", "--N", "64", "--repeat", "1", "--methods",
+                     "spikegrad", "compile", "--modes", "forward+backward",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("forward+")]
+    assert [row[3] for row in rows] == ["spikegrad", "compile"]
+
+
+def test_allocator_note(monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", bench.NO_PAGE_FAULTS)
+    assert "page faults on fresh tensors are excluded" in bench._describe_allocator()
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    note = bench._describe_allocator()
+    assert "unset" in note and bench.NO_PAGE_FAULTS in note
+
+
+def _row(mode, method, x_floor, floor_s=0.01):
+    return bench.Row(mode, 8, 2 ** 22, method, x_floor * floor_s, floor_s, 0.0, x_floor)
+
+
+def test_goal_verdicts():
+    fb, fwd = bench.FORWARD_BACKWARD, bench.FORWARD
+    rows = [_row(fb, "spikegrad", 1.25), _row(fb, "loop", 20.0), _row(fb, "compile", 2.0),
+            _row(fb, "spikegrad-ATGO", 2.5), _row(fb, "spikegrad-CF", 1.9),
+            _row(fwd, "spikegrad", 1.3)]
+    lines = bench.goals(bench.Report(rows, {}, {}))
+    verdict = {line.split("] ")[1].split(":")[0]: line.strip().startswith("[met]")
+               for line in lines[1:]}
+    assert verdict == {
+        "spikegrad forward+backward within 1.3x of the floor": True,
+        "spikegrad-ATGO forward+backward within 2x of the floor": False,
+        "spikegrad-CF forward+backward within 2x of the floor": True,
+        "spikegrad inference forward within 1.2x of its floor": False,
+        "forward+backward at least 2x faster than compile": False,   # 2.0 / 1.25 = 1.6
+        "forward+backward at least 10x faster than loop": True,      # 20 / 1.25 = 16
+    }
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--T", "0"], "T must be"), (["--N", "4", "--repeat", "0"], "repeat must be"),
+    (["--threads", "0"], "--threads must be")])
+def test_bad_arguments_are_named(argv, message, capsys):
+    assert cli.main(["bench", "--no-progress", "--methods", "spikegrad", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None,
+                    reason="matplotlib is installed")
+def test_plot_without_matplotlib_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["bench", "--plot", str(tmp_path / "p.png")]) == 2
+    assert "matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                    reason="matplotlib is not installed")
+def test_plot_writes_a_png(tmp_path):
+    path = tmp_path / "p.png"
+    assert cli.main(["bench", "--T", "2", "--N", "8", "16", "--repeat", "1", "--methods",
+                     "spikegrad", "loop", "--no-progress", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("preset", [None, "ACTIVE"])
+def test_import_leaves_omp_wait_policy_as_it_was(preset):
+    # spikegrad loads its OpenMP runtime with OMP_WAIT_POLICY=PASSIVE unless the user chose
+    # one, and restores the environment (torch's runtime, loaded later, is not affected)
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os, spikegrad; print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == str(preset)
