@@ -3,6 +3,7 @@ gives bit for bit what one process gives on the whole batch: the same outputs an
 running mean after every training window, with an uneven split of the batch (3 + 2)."""
 
 import datetime
+import os
 import socket
 import time
 
@@ -44,8 +45,13 @@ def _worker(rank, port, folder):
         torch.set_num_threads(1)
         outputs, means = _run(snn.TrLIF(sync_stats=True), SPLIT[rank])
         np.savez(f"{folder}/rank{rank}.npz", outputs=outputs, means=means)
-    finally:
+        dist.barrier()
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    # Done: leave without the interpreter's teardown, where gloo's background threads
+    # sometimes abort the child ("terminate called without an active exception").
+    os._exit(0)
 
 
 def _free_port():
