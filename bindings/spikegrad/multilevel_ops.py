@@ -21,7 +21,7 @@ from torch import Tensor
 
 from . import _core
 from ._options import check_number
-from .ops import NeuronOutput, _check_device, _check_tensor, _numpy, _parameter
+from .ops import NeuronOutput, _check_device, _initial_membrane, _numpy, _parameter
 from .ref.formulas import LEVEL_SURROGATES
 
 __all__ = ["multilevel", "pnb_loss"]
@@ -185,15 +185,7 @@ def multilevel(x: Tensor, *, decay=0.25, theta_p: float = 1.0, theta_n: float = 
     N = x[0].numel()
     decay_t = _parameter(decay, "decay", x)
     a_t = _parameter(a, "a", x, per_step=True, positive=True)
-    if v_init is None:
-        v_init_t = x.new_zeros((N,))
-    elif isinstance(v_init, Tensor) and v_init.dim() > 0:
-        if v_init.shape != neuron_shape:
-            raise ValueError(f"v_init must be a float, a 0-d tensor or shaped like x[0] "
-                             f"{tuple(neuron_shape)}, got shape {tuple(v_init.shape)}")
-        v_init_t = _check_tensor(v_init, "v_init", x).reshape(N)
-    else:
-        v_init_t = _parameter(v_init, "v_init", x).expand(N)
+    v_init_t = _initial_membrane(v_init, x)
 
     output, membrane, v_last = multilevel_forward(
         x.reshape(T, N), decay_t, a_t.expand(T), v_init_t, theta_p, theta_n, k_p, k_n,

@@ -165,6 +165,19 @@ def _parameter(value, name, x, *, per_step=False, scale=None, positive=False):
     return torch.tensor(number, dtype=x.dtype, device=x.device)
 
 
+def _initial_membrane(v_init, x: Tensor) -> Tensor:
+    """v_init (None, float, 0-d tensor or shaped like x[0]) as the ops take it: [N]."""
+    N = x[0].numel()
+    if v_init is None:
+        return x.new_zeros((N,))
+    if isinstance(v_init, Tensor) and v_init.dim() > 0:
+        if v_init.shape != x.shape[1:]:
+            raise ValueError(f"v_init must be a float, a 0-d tensor or shaped like x[0] "
+                             f"{tuple(x.shape[1:])}, got shape {tuple(v_init.shape)}")
+        return _check_tensor(v_init, "v_init", x).reshape(N)
+    return _parameter(v_init, "v_init", x).expand(N)
+
+
 def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: str = "hard",
            v_reset: float = 0.0, detach_reset: bool = False, scale: str = "absolute",
            surrogate: str = "rect", sg_param=None, v_init=None, smooth: bool = False,
@@ -217,15 +230,7 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
     decay_t = _parameter(decay, "decay", x)
     threshold_t = _parameter(threshold, "threshold", x, per_step=True, scale=scale)
     sg_param_t = _parameter(sg_param, "sg_param", x, per_step=True, positive=True)
-    if v_init is None:
-        v_init_t = x.new_zeros((N,))
-    elif isinstance(v_init, Tensor) and v_init.dim() > 0:
-        if v_init.shape != neuron_shape:
-            raise ValueError(f"v_init must be a float, a 0-d tensor or shaped like x[0] "
-                             f"{tuple(neuron_shape)}, got shape {tuple(v_init.shape)}")
-        v_init_t = _check_tensor(v_init, "v_init", x).reshape(N)
-    else:
-        v_init_t = _parameter(v_init, "v_init", x).expand(N)
+    v_init_t = _initial_membrane(v_init, x)
 
     output, membrane, v_last = neuron_forward(
         x.reshape(T, N), decay_t, threshold_t.expand(T), sg_param_t.expand(T), v_init_t,
