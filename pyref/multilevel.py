@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import formulas as F
-from .neuron import _per_step, _reduce_like, _working_dtype, initial_membrane
+from .neuron import (_per_step, _reduce_like, _working_dtype, initial_membrane,
+                     upstream_gradients)
 
 __all__ = ["MultilevelOptions", "MultilevelResult", "MultilevelGrads", "forward",
            "backward", "error_scale"]
@@ -189,11 +190,7 @@ def backward(result: MultilevelResult, grad_output, grad_membrane=None, grad_v_l
     x = r.x
     dtype = x.dtype.type
     T = x.shape[0]
-    zeros = np.zeros_like(x)
-    g_out = zeros if grad_output is None else np.asarray(grad_output, dtype=dtype)
-    g_mem = zeros if grad_membrane is None else np.asarray(grad_membrane, dtype=dtype)
-    g_v = (np.zeros_like(r.v_last) if grad_v_last is None
-           else np.asarray(grad_v_last, dtype=dtype).copy())
+    g_out, g_mem, g_v = upstream_gradients(r, grad_output, grad_membrane, grad_v_last)
     one = dtype(1)
 
     grad_x = np.empty_like(x)

@@ -182,6 +182,18 @@ def _check_parameters(options, lam, theta, p):
         raise ValueError(f"sg_param must be > 0, got {p.min()}")
 
 
+def upstream_gradients(result, grad_output, grad_membrane, grad_v_last):
+    """dL/do, dL/dh ([T, ...]) and dL/dv[T-1] in the working dtype; None means zero.
+    dL/dv[T-1] is a fresh copy: the backward recursion overwrites it."""
+    dtype = result.x.dtype.type
+    zeros = np.zeros_like(result.x)
+    g_out = zeros if grad_output is None else np.asarray(grad_output, dtype=dtype)
+    g_mem = zeros if grad_membrane is None else np.asarray(grad_membrane, dtype=dtype)
+    g_v = (np.zeros_like(result.v_last) if grad_v_last is None
+           else np.asarray(grad_v_last, dtype=dtype).copy())
+    return g_out, g_mem, g_v
+
+
 def backward(result: NeuronResult, grad_output, grad_membrane=None, grad_v_last=None):
     """BPTT of SPEC 8: walk t from T-1 to 0 with g_v the gradient reaching v[t].
 
@@ -198,11 +210,7 @@ def backward(result: NeuronResult, grad_output, grad_membrane=None, grad_v_last=
     x = r.x
     dtype = x.dtype.type
     T = x.shape[0]
-    zeros = np.zeros_like(x)
-    g_out = zeros if grad_output is None else np.asarray(grad_output, dtype=dtype)
-    g_mem = zeros if grad_membrane is None else np.asarray(grad_membrane, dtype=dtype)
-    g_v = (np.zeros_like(r.v_last) if grad_v_last is None
-           else np.asarray(grad_v_last, dtype=dtype).copy())
+    g_out, g_mem, g_v = upstream_gradients(r, grad_output, grad_membrane, grad_v_last)
 
     grad_x = np.empty_like(x)
     grad_decay = 0.0

@@ -48,6 +48,16 @@ def _dtype_of(x):
     return x.dtype
 
 
+def _time_major(x):
+    """x [T, ...] -> (x, x as a contiguous [T, N] array, dtype), with the checks."""
+    dtype = _dtype_of(x)
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a time axis with T >= 1, got shape {x.shape}")
+    N = int(np.prod(x.shape[1:], dtype=np.int64))
+    return x, np.ascontiguousarray(x.reshape(x.shape[0], N)), dtype
+
+
 def _initial_membrane(v_init, neuron_shape, N, dtype):
     """v_init as the kernels take it: [N], contiguous, x's dtype (and its given shape)."""
     v, v_init_shape = initial_membrane(v_init, neuron_shape, dtype)
@@ -60,14 +70,9 @@ def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=
     check_options(charge=charge, reset=reset, scale=scale, surrogate=surrogate,
                   detach_reset=bool(detach_reset), smooth=bool(smooth),
                   return_membrane=bool(return_membrane))
-    dtype = _dtype_of(x)
-    x = np.asarray(x)
-    if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"x must have a time axis with T >= 1, got shape {x.shape}")
-    T = x.shape[0]
+    x, x2, dtype = _time_major(x)
+    T, N = x2.shape
     neuron_shape = x.shape[1:]
-    N = int(np.prod(neuron_shape, dtype=np.int64))
-    x2 = np.ascontiguousarray(x.reshape(T, N))
     if sg_param is None:
         sg_param = DEFAULT_SG_PARAM[surrogate]
     theta, theta_scalar = _per_step(threshold, T, dtype, "threshold")
@@ -154,14 +159,9 @@ def adaptive_forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", 
     check_options(charge=charge, reset=reset, scale="absolute", surrogate="rect",
                   detach_reset=bool(detach_reset), return_membrane=bool(return_membrane))
     check_adaptive_options(threshold_mode, tgo_driver, f_c, v_th, width)
-    dtype = _dtype_of(x)
-    x = np.asarray(x)
-    if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"x must have a time axis with T >= 1, got shape {x.shape}")
-    T = x.shape[0]
+    x, x2, dtype = _time_major(x)
+    T, N = x2.shape
     neuron_shape = x.shape[1:]
-    N = int(np.prod(neuron_shape, dtype=np.int64))
-    x2 = np.ascontiguousarray(x.reshape(T, N))
     v0, v_init_shape = _initial_membrane(v_init, neuron_shape, N, dtype)
     output = np.empty((T, N), dtype=dtype)
     membrane = np.empty((T, N), dtype=dtype) if return_membrane else None

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from . import _core
 from ._options import check_number
-from .ops import NeuronOutput, _check_device, _initial_membrane, _numpy, _parameter
+from .ops import (NeuronOutput, _check_device, _forward_buffers, _initial_membrane, _numpy,
+                  _parameter)
 from .ref.formulas import LEVEL_SURROGATES
 
 __all__ = ["multilevel", "pnb_loss"]
@@ -39,10 +40,7 @@ def multilevel_forward(x: Tensor, decay: Tensor, a: Tensor, v_init: Tensor, thet
     """Returns (output [T, N], membrane [T, N] or [0], v_last [N])."""
     del detach_reset  # only the backward uses it
     _check_device(x)
-    T, N = x.shape
-    output = torch.empty((T, N), dtype=x.dtype)
-    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
-    v_last = torch.empty((N,), dtype=x.dtype)
+    output, membrane, v_last = _forward_buffers(x, return_membrane)
     _core.multilevel_forward(
         _numpy(x), float(decay), theta_p, theta_n, k_p, k_n, _numpy(a), _numpy(v_init),
         output.numpy(), membrane.numpy() if return_membrane else None, v_last.numpy(),

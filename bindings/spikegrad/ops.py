@@ -55,6 +55,13 @@ def _check_device(x: Tensor):
             "only CPU tensors are supported")
 
 
+def _forward_buffers(x: Tensor, return_membrane: bool):
+    """(output [T, N], membrane [T, N] or the [0] placeholder, v_last [N]) for x [T, N]."""
+    T, N = x.shape
+    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
+    return torch.empty((T, N), dtype=x.dtype), membrane, torch.empty((N,), dtype=x.dtype)
+
+
 @torch.library.custom_op("spikegrad::neuron_forward", mutates_args=())
 def neuron_forward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor,
                    v_init: Tensor, v_reset: float, charge: str, reset: str, scale: str,
@@ -63,10 +70,7 @@ def neuron_forward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor
     """Returns (output [T, N], membrane [T, N] or [0], v_last [N])."""
     del detach_reset  # only the backward uses it
     _check_device(x)
-    T, N = x.shape
-    output = torch.empty((T, N), dtype=x.dtype)
-    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
-    v_last = torch.empty((N,), dtype=x.dtype)
+    output, membrane, v_last = _forward_buffers(x, return_membrane)
     _core.neuron_forward(
         _numpy(x), float(decay), _numpy(threshold), v_reset, _numpy(sg_param),
         _numpy(v_init), output.numpy(), membrane.numpy() if return_membrane else None,
