@@ -116,7 +116,7 @@ spikegrad::NeuronOptions parse_options(const std::string& charge, const std::str
 
 template <typename real>
 spikegrad::NeuronParams<real> make_params(const py::array& x, double decay, const py::array& threshold,
-                                          double v_reset, const py::array& sg_param, const py::array& v_init) {
+                                          double v_reset, const py::array& sg_param, const py::array* v_init) {
   spikegrad::NeuronParams<real> params;
   params.T = static_cast<int64_t>(x.shape(0));
   params.N = static_cast<int64_t>(x.shape(1));
@@ -124,7 +124,7 @@ spikegrad::NeuronParams<real> make_params(const py::array& x, double decay, cons
   params.v_reset = static_cast<real>(v_reset);
   params.threshold = static_cast<const real*>(threshold.data());
   params.sg_param = static_cast<const real*>(sg_param.data());
-  params.v_init = static_cast<const real*>(v_init.data());
+  params.v_init = v_init != nullptr ? static_cast<const real*>(v_init->data()) : nullptr;  // null: zeros
   return params;
 }
 
@@ -155,7 +155,10 @@ void neuron_forward(const py::object& x_obj, double decay, const py::object& thr
   x = checked(x, "x", dtype, {T, N}, false);
   py::array threshold = checked(threshold_obj, "threshold", dtype, {T}, false);
   py::array sg_param = checked(sg_param_obj, "sg_param", dtype, {T}, false);
-  py::array v_init = checked(v_init_obj, "v_init", dtype, {N}, false);
+  py::array v_init;  // None: zeros
+  const bool has_v_init = !v_init_obj.is_none();
+  if (has_v_init) v_init = checked(v_init_obj, "v_init", dtype, {N}, false);
+  const py::array* v_init_ptr = has_v_init ? &v_init : nullptr;
   py::array output = checked(output_obj, "output", dtype, {T, N}, true);
   py::array membrane;
   const bool has_membrane = !membrane_obj.is_none();
@@ -165,14 +168,14 @@ void neuron_forward(const py::object& x_obj, double decay, const py::object& thr
   check_no_overlap({{"x", &x, false},
                     {"threshold", &threshold, false},
                     {"sg_param", &sg_param, false},
-                    {"v_init", &v_init, false},
+                    {"v_init", v_init_ptr, false},
                     {"output", &output, true},
                     {"membrane", membrane_ptr, true},
                     {"v_last", &v_last, true}});
 
   auto run = [&](auto zero) {
     using real = decltype(zero);
-    const spikegrad::NeuronParams<real> params = make_params<real>(x, decay, threshold, v_reset, sg_param, v_init);
+    const spikegrad::NeuronParams<real> params = make_params<real>(x, decay, threshold, v_reset, sg_param, v_init_ptr);
     const real* x_data = static_cast<const real*>(x.data());
     real* output_data = static_cast<real*>(output.mutable_data());
     real* membrane_data = mutable_data_or_null<real>(membrane_ptr);
@@ -193,7 +196,7 @@ py::tuple neuron_backward(const py::object& x_obj, double decay, const py::objec
                           const py::object& grad_v_last_obj, const py::object& grad_x_obj,
                           const py::object& grad_v_init_obj, const std::string& charge, const std::string& reset,
                           const std::string& scale, const std::string& surrogate, bool smooth, bool detach_reset,
-                          int num_threads) {
+                          bool param_grads, int num_threads) {
   const spikegrad::NeuronOptions options = parse_options(charge, reset, scale, surrogate, smooth, detach_reset);
   py::array x = as_array(x_obj, "x");
   const py::dtype dtype = dtype_of_x(x);
@@ -202,7 +205,10 @@ py::tuple neuron_backward(const py::object& x_obj, double decay, const py::objec
   x = checked(x, "x", dtype, {T, N}, false);
   py::array threshold = checked(threshold_obj, "threshold", dtype, {T}, false);
   py::array sg_param = checked(sg_param_obj, "sg_param", dtype, {T}, false);
-  py::array v_init = checked(v_init_obj, "v_init", dtype, {N}, false);
+  py::array v_init;  // None: zeros
+  const bool has_v_init = !v_init_obj.is_none();
+  if (has_v_init) v_init = checked(v_init_obj, "v_init", dtype, {N}, false);
+  const py::array* v_init_ptr = has_v_init ? &v_init : nullptr;
   py::array grad_output, grad_membrane, grad_v_last;
   const bool has_grad_output = !grad_output_obj.is_none();
   const bool has_grad_membrane = !grad_membrane_obj.is_none();
@@ -218,7 +224,7 @@ py::tuple neuron_backward(const py::object& x_obj, double decay, const py::objec
   check_no_overlap({{"x", &x, false},
                     {"threshold", &threshold, false},
                     {"sg_param", &sg_param, false},
-                    {"v_init", &v_init, false},
+                    {"v_init", v_init_ptr, false},
                     {"grad_output", grad_output_ptr, false},
                     {"grad_membrane", grad_membrane_ptr, false},
                     {"grad_v_last", grad_v_last_ptr, false},
@@ -229,11 +235,11 @@ py::tuple neuron_backward(const py::object& x_obj, double decay, const py::objec
   py::array_t<double> grad_threshold(static_cast<py::ssize_t>(T));
   py::array_t<double> grad_sg_param(static_cast<py::ssize_t>(T));
   double grad_decay = 0;
-  std::vector<double> workspace(spikegrad::neuron_backward_workspace_size(T, N));
+  std::vector<double> workspace(param_grads ? spikegrad::neuron_backward_workspace_size(T, N) : 0);
 
   auto run = [&](auto zero) {
     using real = decltype(zero);
-    const spikegrad::NeuronParams<real> params = make_params<real>(x, decay, threshold, v_reset, sg_param, v_init);
+    const spikegrad::NeuronParams<real> params = make_params<real>(x, decay, threshold, v_reset, sg_param, v_init_ptr);
     const real* x_data = static_cast<const real*>(x.data());
     const real* grad_output_data = data_or_null<real>(grad_output_ptr);
     const real* grad_membrane_data = data_or_null<real>(grad_membrane_ptr);
@@ -244,14 +250,17 @@ py::tuple neuron_backward(const py::object& x_obj, double decay, const py::objec
     double* grad_sg_param_data = grad_sg_param.mutable_data();
     py::gil_scoped_release release;
     spikegrad::neuron_backward_cpu(options, params, x_data, grad_output_data, grad_membrane_data, grad_v_last_data,
-                                   grad_x_data, grad_v_init_data, &grad_decay, grad_threshold_data,
-                                   grad_sg_param_data, workspace.data(), num_threads);
+                                   grad_x_data, grad_v_init_data, param_grads ? &grad_decay : nullptr,
+                                   param_grads ? grad_threshold_data : nullptr,
+                                   param_grads ? grad_sg_param_data : nullptr,
+                                   param_grads ? workspace.data() : nullptr, num_threads);
   };
   if (dtype.equal(py::dtype::of<float>())) {
     run(0.0f);
   } else {
     run(0.0);
   }
+  if (!param_grads) return py::make_tuple(py::none(), py::none(), py::none());
   return py::make_tuple(grad_decay, grad_threshold, grad_sg_param);
 }
 
@@ -285,13 +294,13 @@ PYBIND11_MODULE(_core, m) {
       "spikegrad.kernels for the reference's calling convention.";
 
   m.def("neuron_forward", &neuron_forward, py::arg("x"), py::arg("decay"), py::arg("threshold"), py::arg("v_reset"),
-        py::arg("sg_param"), py::arg("v_init"), py::arg("output"), py::arg("membrane").none(true), py::arg("v_last"),
+        py::arg("sg_param"), py::arg("v_init").none(true), py::arg("output"), py::arg("membrane").none(true), py::arg("v_last"),
         py::kw_only(), py::arg("charge"), py::arg("reset"), py::arg("scale"), py::arg("surrogate"),
         py::arg("smooth"), py::arg("num_threads") = 0,
         R"doc(Run the single-level neuron over T steps (SPEC 1-5), fused over T.
 
 x: [T, N] input current. decay, v_reset: floats (cast to the dtype of x).
-threshold, sg_param: [T]. v_init: [N].
+threshold, sg_param: [T]. v_init: [N], or None for zeros.
 Writes output: [T, N] (o[t]), membrane: [T, N] (h[t], before reset) unless None,
 v_last: [N] (v[T-1], after the last reset).
 charge: 'mul' | 'decay_input' | 'no_decay_input' | 'if'; reset: 'hard' | 'soft' | 'none';
@@ -300,17 +309,20 @@ scale: 'absolute' | 'relative' | 'threshold_robust'; surrogate: 'rect' | 'triang
 num_threads <= 0: OpenMP's default. Bit-identical to spikegrad.ref.forward when not smooth.)doc");
 
   m.def("neuron_backward", &neuron_backward, py::arg("x"), py::arg("decay"), py::arg("threshold"),
-        py::arg("v_reset"), py::arg("sg_param"), py::arg("v_init"), py::arg("grad_output").none(true),
+        py::arg("v_reset"), py::arg("sg_param"), py::arg("v_init").none(true), py::arg("grad_output").none(true),
         py::arg("grad_membrane").none(true), py::arg("grad_v_last").none(true), py::arg("grad_x"),
         py::arg("grad_v_init"), py::kw_only(), py::arg("charge"), py::arg("reset"), py::arg("scale"),
-        py::arg("surrogate"), py::arg("smooth"), py::arg("detach_reset"), py::arg("num_threads") = 0,
+        py::arg("surrogate"), py::arg("smooth"), py::arg("detach_reset"), py::arg("param_grads") = true,
+        py::arg("num_threads") = 0,
         R"doc(BPTT backward of neuron_forward (SPEC 8), recomputing the forward from x.
 
 Same parameters as neuron_forward. grad_output, grad_membrane: [T, N] or None (zero);
 grad_v_last: [N] or None (zero). Writes grad_x: [T, N] and grad_v_init: [N].
 Returns (grad_decay: float, grad_threshold: float64 [T], grad_sg_param: float64 [T]);
 parameter gradients are accumulated in float64 in a fixed order (the same bits for any
-num_threads). detach_reset: the spike inside the reset carries no gradient.)doc");
+num_threads). detach_reset: the spike inside the reset carries no gradient.
+param_grads=False skips the parameter gradients (returns (None, None, None)): their per-block
+float64 sums are then not computed at all.)doc");
 
   bind_adaptive(m);
   register_multilevel(m);

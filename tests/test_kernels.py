@@ -165,3 +165,44 @@ def test_core_rejects_bad_buffers():
         ro = np.empty((2, 3), np.float32)
         ro.flags.writeable = False
         _core.neuron_forward(x, 0.2, th, 0.0, th, np.zeros(3, np.float32), ro, None, vl, **opts)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T, N", [(1, 1), (8, 2048 + 515), (40, 700)])
+def test_absent_v_init_and_skipped_parameter_sums_change_no_bits(dtype, T, N):
+    # v_init=None (zeros, no [N] array read) and param_grads=False (no float64 sums) are
+    # shortcuts of the op: the same bits as zeros and as the full backward
+    from spikegrad import _core
+
+    rng = np.random.default_rng(T * N)
+    x = rng.normal(0.6, 1.0, (T, N)).astype(dtype)
+    x[:, ::3] = dtype(1.0)                              # exactly at the threshold
+    theta, p = np.ones(T, dtype), np.full(T, 0.5, dtype)
+    g = rng.normal(size=(T, N)).astype(dtype)
+    options = dict(charge="decay_input", reset="hard", scale="absolute", surrogate="triangle",
+                   smooth=False)
+
+    def forward(v_init):
+        out, v_last = np.empty_like(x), np.empty(N, dtype)
+        _core.neuron_forward(x, 0.25, theta, 0.0, p, v_init, out, None, v_last, **options)
+        return out, v_last
+
+    def backward(v_init, param_grads):
+        grad_x, grad_v_init = np.empty_like(x), np.empty(N, dtype)
+        sums = _core.neuron_backward(x, 0.25, theta, 0.0, p, v_init, g, None, None, grad_x,
+                                     grad_v_init, detach_reset=False, param_grads=param_grads,
+                                     **options)
+        return grad_x, grad_v_init, sums
+
+    zeros = np.zeros(N, dtype)
+    for a, b in zip(forward(None), forward(zeros)):
+        assert_bitwise_equal(a, b, "forward from v_init=None vs zeros")
+    full = backward(zeros, True)
+    for v_init in (None, zeros):
+        shortcut = backward(v_init, False)
+        assert_bitwise_equal(shortcut[0], full[0], "grad_x")
+        assert_bitwise_equal(shortcut[1], full[1], "grad_v_init")
+        assert shortcut[2] == (None, None, None)
+    with_none = backward(None, True)
+    assert with_none[2][0] == full[2][0]
+    assert_bitwise_equal(with_none[2][1], full[2][1], "grad_threshold")

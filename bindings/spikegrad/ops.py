@@ -41,11 +41,16 @@ class NeuronOutput(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------
-# The ops: x [T, N]; decay 0-d; threshold, sg_param [T]; v_init [N]; all of x's dtype.
+# The ops: x [T, N]; decay 0-d; threshold, sg_param [T]; v_init [N] or None (zeros: the kernel
+# starts from 0 without reading an [N] array); all of x's dtype.
 # ---------------------------------------------------------------------------------------
 
 def _numpy(t: Tensor):
     return t.detach().contiguous().numpy()
+
+
+def _optional_numpy(t: Optional[Tensor]):
+    return None if t is None else _numpy(t)
 
 
 def _check_device(x: Tensor):
@@ -64,7 +69,7 @@ def _forward_buffers(x: Tensor, return_membrane: bool):
 
 @torch.library.custom_op("spikegrad::neuron_forward", mutates_args=())
 def neuron_forward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor,
-                   v_init: Tensor, v_reset: float, charge: str, reset: str, scale: str,
+                   v_init: Optional[Tensor], v_reset: float, charge: str, reset: str, scale: str,
                    surrogate: str, smooth: bool, detach_reset: bool,
                    return_membrane: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Returns (output [T, N], membrane [T, N] or [0], v_last [N])."""
@@ -73,7 +78,7 @@ def neuron_forward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor
     output, membrane, v_last = _forward_buffers(x, return_membrane)
     _core.neuron_forward(
         _numpy(x), float(decay), _numpy(threshold), v_reset, _numpy(sg_param),
-        _numpy(v_init), output.numpy(), membrane.numpy() if return_membrane else None,
+        _optional_numpy(v_init), output.numpy(), membrane.numpy() if return_membrane else None,
         v_last.numpy(), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
         smooth=smooth)
     return output, membrane, v_last
@@ -89,27 +94,27 @@ def _(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale, surr
 
 @torch.library.custom_op("spikegrad::neuron_backward", mutates_args=())
 def neuron_backward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor,
-                    v_init: Tensor, grad_output: Optional[Tensor],
+                    v_init: Optional[Tensor], grad_output: Optional[Tensor],
                     grad_membrane: Optional[Tensor], grad_v_last: Optional[Tensor],
                     v_reset: float, charge: str, reset: str, scale: str, surrogate: str,
-                    smooth: bool, detach_reset: bool
+                    smooth: bool, detach_reset: bool, param_grads: bool = True
                     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (grad_x [T, N], grad_v_init [N], grad_decay 0-d, grad_threshold [T],
-    grad_sg_param [T]), the parameter gradients accumulated in float64, then cast."""
+    grad_sg_param [T]), the parameter gradients accumulated in float64, then cast.
+    param_grads=False: the kernel skips the parameter sums and the last three are zeros."""
     _check_device(x)
     T, N = x.shape
     grad_x = torch.empty((T, N), dtype=x.dtype)
     grad_v_init = torch.empty((N,), dtype=x.dtype)
 
-    def optional(g):
-        return None if g is None else _numpy(g)
-
     grad_decay, grad_threshold, grad_sg_param = _core.neuron_backward(
         _numpy(x), float(decay), _numpy(threshold), v_reset, _numpy(sg_param),
-        _numpy(v_init), optional(grad_output), optional(grad_membrane),
-        optional(grad_v_last), grad_x.numpy(), grad_v_init.numpy(), charge=charge,
+        _optional_numpy(v_init), _optional_numpy(grad_output), _optional_numpy(grad_membrane),
+        _optional_numpy(grad_v_last), grad_x.numpy(), grad_v_init.numpy(), charge=charge,
         reset=reset, scale=scale, surrogate=surrogate, smooth=smooth,
-        detach_reset=detach_reset)
+        detach_reset=detach_reset, param_grads=param_grads)
+    if not param_grads:
+        return (grad_x, grad_v_init, x.new_zeros(()), x.new_zeros((T,)), x.new_zeros((T,)))
     return (grad_x, grad_v_init, torch.tensor(grad_decay, dtype=x.dtype),
             torch.from_numpy(grad_threshold).to(x.dtype),
             torch.from_numpy(grad_sg_param).to(x.dtype))
@@ -117,7 +122,7 @@ def neuron_backward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tenso
 
 @neuron_backward.register_fake
 def _(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
-      v_reset, charge, reset, scale, surrogate, smooth, detach_reset):
+      v_reset, charge, reset, scale, surrogate, smooth, detach_reset, param_grads=True):
     T, N = x.shape
     return (x.new_empty((T, N)), x.new_empty((N,)), x.new_empty(()), x.new_empty((T,)),
             x.new_empty((T,)))
@@ -136,9 +141,15 @@ def _backward(ctx, grad_output, grad_membrane, grad_v_last):
     x, decay, threshold, sg_param, v_init = ctx.saved_tensors
     if grad_membrane is not None and grad_membrane.numel() == 0:
         grad_membrane = None  # return_membrane=False: the [0] placeholder
+    # the parameters' float64 sums only when one of decay, threshold, sg_param needs them
+    param_grads = any(ctx.needs_input_grad[1:4])
     grad_x, grad_v_init, grad_decay, grad_threshold, grad_sg_param = neuron_backward(
         x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
-        **ctx.options)
+        **ctx.options, param_grads=param_grads)
+    if not param_grads:
+        grad_decay = grad_threshold = grad_sg_param = None
+    if v_init is None:
+        grad_v_init = None
     return (grad_x, grad_decay, grad_threshold, grad_sg_param, grad_v_init,
             None, None, None, None, None, None, None, None)
 
@@ -234,7 +245,8 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
     decay_t = _parameter(decay, "decay", x)
     threshold_t = _parameter(threshold, "threshold", x, per_step=True, scale=scale)
     sg_param_t = _parameter(sg_param, "sg_param", x, per_step=True, positive=True)
-    v_init_t = _initial_membrane(v_init, x)
+    # None stays None: the kernel starts from zeros without an [N] array to read
+    v_init_t = None if v_init is None else _initial_membrane(v_init, x)
 
     output, membrane, v_last = neuron_forward(
         x.reshape(T, N), decay_t, threshold_t.expand(T), sg_param_t.expand(T), v_init_t,

@@ -16,10 +16,6 @@
 #include <omp.h>
 #endif
 
-#if defined(__SSE2__)
-#include <emmintrin.h>  // _mm_stream_ps / _mm_stream_pd: the forward's streaming stores
-#endif
-
 #include "formulas.hpp"
 #include "options.hpp"
 
@@ -40,7 +36,7 @@ struct NeuronParams {
   real v_reset = 0;                 // the hard-reset potential (SPEC 4), also used by the charge
   const real* threshold = nullptr;  // theta[t], [T]
   const real* sg_param = nullptr;   // p[t], [T]
-  const real* v_init = nullptr;     // v[-1], [N]
+  const real* v_init = nullptr;     // v[-1], [N]; nullptr: zeros
 };
 
 // Neurons are processed in blocks of kNeuronBlock: the unit of parallel work, of the state
@@ -74,7 +70,6 @@ void validate_neuron_params(const NeuronOptions& options, const NeuronParams<rea
   if (params.N < 0) throw std::invalid_argument("x must have N >= 0 neurons, got N = " + std::to_string(params.N));
   if (params.threshold == nullptr) throw std::invalid_argument("threshold must not be null");
   if (params.sg_param == nullptr) throw std::invalid_argument("sg_param must not be null");
-  if (params.N > 0 && params.v_init == nullptr) throw std::invalid_argument("v_init must not be null");
   if (std::isnan(params.decay)) throw std::invalid_argument("decay is NaN");
   for (int64_t t = 0; t < params.T; ++t) {
     if (std::isnan(params.threshold[t])) throw std::invalid_argument("threshold contains NaN");
@@ -122,136 +117,161 @@ void parallel_for_blocks(int64_t num_blocks, int num_threads, const F& fn) {
   for (int64_t b = 0; b < num_blocks; ++b) fn(b);
 }
 
-// sum(c[0..n)) in float64, in a fixed order: 8 interleaved lanes (lane = i mod 8, so the loop
-// vectorizes without reassociation), then the lanes pairwise.
-template <typename real>
-inline double block_sum(const real* SPIKEGRAD_RESTRICT c, int64_t n) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(c[i + l]);
-  }
-  for (int l = 0; i + l < n; ++l) acc[l] += static_cast<double>(c[i + l]);
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+// Prefetches the cache lines of p[0..n) (for writing: in a state that a store needs).
+template <bool ForWrite, typename real>
+inline void prefetch_lines(const real* p, int64_t n) {
+#if defined(__GNUC__) || defined(__clang__)
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(real));
+  for (int64_t i = 0; i < n; i += kLine) __builtin_prefetch(p + i, ForWrite ? 1 : 0, 3);
+#else
+  (void)p;
+  (void)n;
+#endif
 }
 
-// Outputs at least this large are written with streaming (non-temporal) stores. Into memory
-// that is already mapped, a normal store first reads each destination line from memory (the
-// read-for-ownership) only to overwrite it: 12 bytes per element and step in the forward
-// instead of 8, and streaming stores measured about 12 % faster there. But a fresh output
-// (glibc's default allocator maps new pages for every large tensor) is zeroed by the page-fault
-// handler into the caches, where normal stores then land for free, and streaming stores around
-// those lines made the forward up to 2x slower (docs/performance.md). Most users run with the
-// default allocator, so they are off unless a build sets SPIKEGRAD_STREAMING_STORE_BYTES
-// (e.g. -DSPIKEGRAD_STREAMING_STORE_BYTES='(std::size_t(1) << 24)' for 16 MiB and more).
-#ifndef SPIKEGRAD_STREAMING_STORE_BYTES
-#define SPIKEGRAD_STREAMING_STORE_BYTES SIZE_MAX
-#endif
-inline constexpr std::size_t kStreamingStoreBytes = SPIKEGRAD_STREAMING_STORE_BYTES;
-
-// dst[0..n) = src[0..n), with non-temporal stores where the target has them (SSE2). Copies the
-// values, so the bits are those the formulas made; the caller issues stream_fence() after the
-// last row, before another thread may read dst.
-template <typename real>
-inline void stream_row(real* SPIKEGRAD_RESTRICT dst, const real* SPIKEGRAD_RESTRICT src, int64_t n) {
+// sum(c[0..n)) in float64, in a fixed order: 8 interleaved lanes (lane = i mod 8, accumulated
+// in i order), then the lanes pairwise. block_sums does this for several arrays at once, so
+// that their chains of dependent additions overlap; the bits are those of one array at a time.
+template <typename real, int K>
+inline void block_sums(const real* const (&arrays)[K], int64_t n, double (&sums)[K]) {
+  double acc[K][8] = {};
   int64_t i = 0;
-#if defined(__SSE2__)
-  constexpr int64_t kLanes = static_cast<int64_t>(16 / sizeof(real));
-  // scalar stores up to the first 16-byte-aligned element of dst, then whole vectors
-  while (i < n && (reinterpret_cast<std::uintptr_t>(dst + i) & 15) != 0) {
-    dst[i] = src[i];
-    ++i;
+#if defined(__GNUC__) || defined(__clang__)
+  // lanes 0-3 and 4-7 as two 4-double vectors (GCC leaves the plain loop scalar)
+  typedef double lanes4 __attribute__((vector_size(32)));
+  lanes4 low[K], high[K];
+  for (int k = 0; k < K; ++k) low[k] = high[k] = lanes4{0, 0, 0, 0};
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < K; ++k) {
+      const real* c = arrays[k] + i;
+      low[k] += lanes4{static_cast<double>(c[0]), static_cast<double>(c[1]), static_cast<double>(c[2]),
+                       static_cast<double>(c[3])};
+      high[k] += lanes4{static_cast<double>(c[4]), static_cast<double>(c[5]), static_cast<double>(c[6]),
+                        static_cast<double>(c[7])};
+    }
   }
-  for (; i + kLanes <= n; i += kLanes) {
-    if constexpr (sizeof(real) == sizeof(float)) {
-      _mm_stream_ps(reinterpret_cast<float*>(dst + i), _mm_loadu_ps(reinterpret_cast<const float*>(src + i)));
-    } else {
-      _mm_stream_pd(reinterpret_cast<double*>(dst + i), _mm_loadu_pd(reinterpret_cast<const double*>(src + i)));
+  for (int k = 0; k < K; ++k) {
+    for (int l = 0; l < 4; ++l) {
+      acc[k][l] = low[k][l];
+      acc[k][4 + l] = high[k][l];
+    }
+  }
+#else
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < K; ++k) {
+      for (int l = 0; l < 8; ++l) acc[k][l] += static_cast<double>(arrays[k][i + l]);
     }
   }
 #endif
-  for (; i < n; ++i) dst[i] = src[i];
-}
-
-// The backward keeps v[t-1] of a block in a local array of this many rows (64 KiB) when T fits.
-template <typename real>
-inline constexpr int64_t kLocalScratchRows = static_cast<int64_t>((std::size_t(64) << 10) / (sizeof(real) * kNeuronBlock));
-
-inline void stream_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();  // streaming stores are weakly ordered: make them visible before the block ends
-#endif
-}
-
-// ---------------------------------------------------------------------------------------------
-// One timestep of one block of n neurons. The restrict-qualified arguments let the loops
-// vectorize; each calls the formulas of formulas.hpp in pyref/neuron.py's order.
-// ---------------------------------------------------------------------------------------------
-
-// forward: charge -> fire -> output -> reset. v: [n] in v[t-1], out v[t]; h_out receives h[t].
-template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
-inline void forward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
-                         real* SPIKEGRAD_RESTRICT o, real* SPIKEGRAD_RESTRICT h_out, real lam, real v_reset,
-                         real theta, real p) {
-  for (int64_t i = 0; i < n; ++i) {
-    const real h = charge<C>(v[i], x[i], lam, v_reset);   // SPEC 1
-    const real z = spike_argument<S>(h, theta);           // SPEC 3
-    const real s = spike<G, Smooth>(z, p);                // SPEC 3: H(z); SPEC 5: F(z) if smooth
-    o[i] = output<S>(s, theta);                           // SPEC 3
-    v[i] = reset<R>(h, s, theta, v_reset);                // SPEC 4
-    h_out[i] = h;
+  for (int k = 0; k < K; ++k) {
+    for (int l = 0; i + l < n; ++l) acc[k][l] += static_cast<double>(arrays[k][i + l]);
+    sums[k] = ((acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3])) + ((acc[k][4] + acc[k][5]) + (acc[k][6] + acc[k][7]));
   }
 }
 
-// The backward's recomputation of the forward: stores v[t-1] (not h) so that the reverse step
-// can rebuild h, z and s from it and x[t] alone, the same bits as the forward made.
+template <typename real>
+inline double block_sum(const real* c, int64_t n) {
+  const real* const arrays[1] = {c};
+  double sums[1];
+  block_sums(arrays, n, sums);
+  return sums[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// One neuron, one timestep: the formulas of formulas.hpp in pyref/neuron.py's order. Every loop
+// below (and the CUDA kernels) calls these, so the sequence of operations is written once.
+// ---------------------------------------------------------------------------------------------
+
+template <typename real>
+struct ForwardElement {
+  real output, membrane, v;  // o[t], h[t], v[t]
+};
+
+// forward: charge -> fire -> output -> reset, from v[t-1] and x[t].
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
-inline void recompute_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
-                           real* SPIKEGRAD_RESTRICT v_prev_out, real lam, real v_reset, real theta, real p) {
+SPIKEGRAD_HD inline ForwardElement<real> forward_element(real x, real v_prev, real lam, real v_reset, real theta,
+                                                         real p) {
+  const real h = charge<C>(v_prev, x, lam, v_reset);   // SPEC 1
+  const real z = spike_argument<S>(h, theta);          // SPEC 3
+  const real s = spike<G, Smooth>(z, p);               // SPEC 3: H(z); SPEC 5: F(z) if smooth
+  return {output<S>(s, theta), h, reset<R>(h, s, theta, v_reset)};  // SPEC 3, SPEC 4
+}
+
+template <typename real>
+struct BackwardElement {
+  real grad_x, grad_v_prev;              // dL/dx[t], dL/dv[t-1]
+  real grad_threshold, grad_sg_param, grad_decay;  // this neuron's share of dL/dtheta[t], dL/dp[t], dL/dlam
+};
+
+// backward, one step of SPEC 8 in pyref/neuron.py's expression shapes, rebuilding h, z and s
+// from v[t-1] and x[t] (the same bits as the forward made). g_v: dL/dv[t].
+// Detach (detach_reset) is a template parameter, chosen once per loop by the caller: a select
+// on a run-time bool inside the loop would keep it from vectorizing.
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth, bool Detach>
+SPIKEGRAD_HD inline BackwardElement<real> backward_element(real x, real v_prev, real g_out, real g_mem, real g_v,
+                                                           real lam, real v_reset, real theta, real p) {
+  const real h = charge<C>(v_prev, x, lam, v_reset);
+  const real z = spike_argument<S>(h, theta);
+  const real s = spike<G, Smooth>(z, p);
+  const SpikeArgumentPartials<real> dz = spike_argument_partials<S>(h, theta);
+  const real sg = surrogate_derivative<G>(z, p);          // f'(z) in place of dH/dz
+
+  real g_s = g_out * output_do_ds<S>(theta);              // SPEC 3
+  if constexpr (!Detach) g_s = g_s + g_v * reset_dv_ds<R>(h, theta, v_reset);  // SPEC 4
+  const real g_h = (g_mem + g_v * reset_dv_dh<R>(s)) + (g_s * sg) * dz.dh;
+
+  // threshold: through z, through o = theta * s (TrSG), through v = h - theta * s (soft)
+  real g_theta = (g_s * sg) * dz.dtheta;
+  if constexpr (S == Scale::ThresholdRobust) g_theta = g_theta + g_out * s;
+  if constexpr (R == Reset::Soft) g_theta = g_theta - g_v * s;
+  const real g_p = g_s * surrogate_param_derivative<G>(z, p);  // straight-through primitive rule
+
+  const ChargePartials<real> dh = charge_partials<C>(v_prev, x, lam, v_reset);  // SPEC 1
+  return {g_h * dh.dx, g_h * dh.dv_prev, g_theta, g_p, g_h * dh.dlam};
+}
+
+// The same, over one block of n neurons and one step, for the long-window backward.
+// The restrict-qualified arguments let the loops vectorize.
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+SPIKEGRAD_HD inline void recompute_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+                                        real* SPIKEGRAD_RESTRICT v_prev_out, real lam, real v_reset, real theta,
+                                        real p) {
   for (int64_t i = 0; i < n; ++i) {
     v_prev_out[i] = v[i];
-    const real h = charge<C>(v[i], x[i], lam, v_reset);
-    const real z = spike_argument<S>(h, theta);
-    const real s = spike<G, Smooth>(z, p);
-    v[i] = reset<R>(h, s, theta, v_reset);
+    v[i] = forward_element<real, C, R, S, G, Smooth>(x[i], v[i], lam, v_reset, theta, p).v;
   }
 }
 
-// backward, one step of SPEC 8 in pyref/neuron.py's expression shapes.
-// scratch: in v[t-1], out dL/dx[t]. g_v: in dL/dv[t], out dL/dv[t-1].
+// v_prev: v[t-1]; g_x: out dL/dx[t]. g_v: in dL/dv[t], out dL/dv[t-1].
 // c_theta, c_p, c_lam: out the per-neuron contributions to dL/dtheta[t], dL/dp[t], dL/dlam.
-// Detach (detach_reset) is a template parameter of this loop only, chosen once per step by the
-// kernel: a select on a run-time bool inside the loop would keep it from vectorizing.
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth, bool Detach>
-inline void backward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT scratch,
-                          const real* SPIKEGRAD_RESTRICT g_out, const real* SPIKEGRAD_RESTRICT g_mem,
-                          real* SPIKEGRAD_RESTRICT g_v, real* SPIKEGRAD_RESTRICT c_theta,
-                          real* SPIKEGRAD_RESTRICT c_p, real* SPIKEGRAD_RESTRICT c_lam, real lam, real v_reset,
-                          real theta, real p) {
+SPIKEGRAD_HD inline void backward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x,
+                                       const real* SPIKEGRAD_RESTRICT v_prev, const real* SPIKEGRAD_RESTRICT g_out,
+                                       const real* SPIKEGRAD_RESTRICT g_mem, real* SPIKEGRAD_RESTRICT g_v,
+                                       real* SPIKEGRAD_RESTRICT g_x, real* SPIKEGRAD_RESTRICT c_theta,
+                                       real* SPIKEGRAD_RESTRICT c_p, real* SPIKEGRAD_RESTRICT c_lam, real lam,
+                                       real v_reset, real theta, real p) {
   for (int64_t i = 0; i < n; ++i) {
-    const real v_prev = scratch[i];
-    const real h = charge<C>(v_prev, x[i], lam, v_reset);
-    const real z = spike_argument<S>(h, theta);
-    const real s = spike<G, Smooth>(z, p);
-    const SpikeArgumentPartials<real> dz = spike_argument_partials<S>(h, theta);
-    const real sg = surrogate_derivative<G>(z, p);          // f'(z) in place of dH/dz
-    const real gv = g_v[i];
+    const BackwardElement<real> e = backward_element<real, C, R, S, G, Smooth, Detach>(
+        x[i], v_prev[i], g_out[i], g_mem[i], g_v[i], lam, v_reset, theta, p);
+    g_x[i] = e.grad_x;
+    g_v[i] = e.grad_v_prev;
+    c_theta[i] = e.grad_threshold;
+    c_p[i] = e.grad_sg_param;
+    c_lam[i] = e.grad_decay;
+  }
+}
 
-    real g_s = g_out[i] * output_do_ds<S>(theta);           // SPEC 3
-    if constexpr (!Detach) g_s = g_s + gv * reset_dv_ds<R>(h, theta, v_reset);  // SPEC 4
-    const real g_h = (g_mem[i] + gv * reset_dv_dh<R>(s)) + (g_s * sg) * dz.dh;
-
-    // threshold: through z, through o = theta * s (TrSG), through v = h - theta * s (soft)
-    real g_theta = (g_s * sg) * dz.dtheta;
-    if constexpr (S == Scale::ThresholdRobust) g_theta = g_theta + g_out[i] * s;
-    if constexpr (R == Reset::Soft) g_theta = g_theta - gv * s;
-    c_theta[i] = g_theta;
-    c_p[i] = g_s * surrogate_param_derivative<G>(z, p);    // straight-through primitive rule
-
-    const ChargePartials<real> dh = charge_partials<C>(v_prev, x[i], lam, v_reset);  // SPEC 1
-    scratch[i] = g_h * dh.dx;
-    c_lam[i] = g_h * dh.dlam;
-    g_v[i] = g_h * dh.dv_prev;
+// forward over one block of n neurons and one step. v: in v[t-1], out v[t]; h_out: h[t].
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+SPIKEGRAD_HD inline void forward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+                                      real* SPIKEGRAD_RESTRICT o, real* SPIKEGRAD_RESTRICT h_out, real lam,
+                                      real v_reset, real theta, real p) {
+  for (int64_t i = 0; i < n; ++i) {
+    const ForwardElement<real> e = forward_element<real, C, R, S, G, Smooth>(x[i], v[i], lam, v_reset, theta, p);
+    o[i] = e.output;
+    h_out[i] = e.membrane;
+    v[i] = e.v;
   }
 }
 
@@ -259,49 +279,55 @@ inline void backward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPI
 // Kernels: one compiled variant per (charge, reset, scale, surrogate, smooth)
 // ---------------------------------------------------------------------------------------------
 
+// The forward's unit of parallel work: a block of this many neurons runs through all T steps,
+// its membrane in a local array. The forward sums nothing, so its block need not be
+// kNeuronBlock; rows of 8 KiB (float32) give the prefetcher longer runs than 2 KiB did.
+inline constexpr int64_t kForwardBlock = 2048;
+
+// v[-1] of neurons [n0, n0 + n): v_init, or zeros when the caller passed none.
+template <typename real>
+inline void load_initial_membrane(const real* v_init, int64_t n0, int64_t n, real* v) {
+  if (v_init != nullptr) {
+    std::copy(v_init + n0, v_init + n0 + n, v);
+  } else {
+    std::fill(v, v + n, static_cast<real>(0));
+  }
+}
+
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
 void neuron_forward_kernel(const NeuronParams<real>& P, const real* x, real* output, real* membrane,
                            real* v_last, int num_threads) {
   const int64_t T = P.T, N = P.N;
-  const bool streaming = static_cast<std::size_t>(T) * static_cast<std::size_t>(N) * sizeof(real) >= kStreamingStoreBytes;
-  parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
-    const int64_t n0 = b * kNeuronBlock;
-    const int64_t nb = std::min(kNeuronBlock, N - n0);
-    real v[kNeuronBlock];
-    real h_local[kNeuronBlock];  // h[t] of the block (also where h goes when it is not wanted)
-    real o_local[kNeuronBlock];  // o[t] of the block before its streaming store
-    std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
+  parallel_for_blocks((N + kForwardBlock - 1) / kForwardBlock, num_threads, [&](int64_t b) {
+    const int64_t n0 = b * kForwardBlock;
+    const int64_t nb = std::min(kForwardBlock, N - n0);
+    real v[kForwardBlock];
+    real h_local[kForwardBlock];  // where h goes when it is not wanted
+    load_initial_membrane(P.v_init, n0, nb, v);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = t * N + n0;
-      if (streaming) {
-        // the step writes into the cache-resident local rows, then they stream out to memory
-        forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, o_local, h_local, P.decay, P.v_reset,
-                                               P.threshold[t], P.sg_param[t]);
-        stream_row(output + row, o_local, nb);
-        if (membrane != nullptr) stream_row(membrane + row, h_local, nb);
-      } else {
-        forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, output + row,
-                                               membrane != nullptr ? membrane + row : h_local, P.decay,
-                                               P.v_reset, P.threshold[t], P.sg_param[t]);
-      }
+      forward_step<real, C, R, S, G, Smooth>(nb, x + row, v, output + row,
+                                             membrane != nullptr ? membrane + row : h_local, P.decay, P.v_reset,
+                                             P.threshold[t], P.sg_param[t]);
     }
-    if (streaming) stream_fence();
     std::copy(v, v + nb, v_last + n0);
   });
 }
 
+// The backward keeps v[t-1] of a block in a local array of this many rows (64 KiB) when T fits;
+// longer windows park it in grad_x's row t (whose lines are then also read from memory).
+template <typename real>
+inline constexpr int64_t kLocalScratchRows = static_cast<int64_t>((std::size_t(64) << 10) / (sizeof(real) * kNeuronBlock));
+
+// workspace: 2T + 1 doubles per block for its [decay, threshold[0..T), sg_param[0..T)] sums, or
+// null when no parameter gradient is wanted (the sums are then skipped).
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
 void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, const real* x,
                             const real* grad_output, const real* grad_membrane, const real* grad_v_last,
                             real* grad_x, real* grad_v_init, double* workspace, int num_threads) {
   const int64_t T = P.T, N = P.N;
   const int64_t stride = 2 * T + 1;
-  // Where v[t-1] waits between the recomputed forward and the reverse step: a block-local array
-  // when the T rows fit (then grad_x is only written, once, and large outputs stream out), else
-  // grad_x itself (read back from the caches, but its lines are first read from memory).
-  const bool local_scratch = T <= kLocalScratchRows<real>;
-  const bool streaming = local_scratch && static_cast<std::size_t>(T) * static_cast<std::size_t>(N) * sizeof(real) >=
-                                              kStreamingStoreBytes;
+  const bool local_rows = T <= kLocalScratchRows<real>;
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
@@ -311,16 +337,22 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
     real c_theta[kNeuronBlock], c_p[kNeuronBlock], c_lam[kNeuronBlock];
     real v_prev_rows[kLocalScratchRows<real> * kNeuronBlock];
     std::fill(zeros, zeros + nb, static_cast<real>(0));
-    auto scratch_row = [&](int64_t t) {
-      return local_scratch ? v_prev_rows + t * kNeuronBlock : grad_x + t * N + n0;
-    };
+    // v[t-1] of step t: a local row, or grad_x's row t for long windows
+    auto v_prev_row = [&](int64_t t) { return local_rows ? v_prev_rows + t * kNeuronBlock : grad_x + t * N + n0; };
 
-    // forward again, keeping v[t-1] in the scratch row t
-    std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
+    // the forward again, keeping v[t-1] (not h: h, z and s are rebuilt from v[t-1] and x[t]
+    // with the same formulas, so the same bits)
+    load_initial_membrane(P.v_init, n0, nb, v);
+    const int64_t next_nb = std::min(kNeuronBlock, N - n0 - nb);  // the next block's size (<= 0: none)
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = t * N + n0;
-      recompute_step<real, C, R, S, G, Smooth>(nb, x + row, v, scratch_row(t), P.decay, P.v_reset,
-                                               P.threshold[t], P.sg_param[t]);
+      recompute_step<real, C, R, S, G, Smooth>(nb, x + row, v, v_prev_row(t), P.decay, P.v_reset, P.threshold[t],
+                                               P.sg_param[t]);
+      // Ask for the lines the reverse pass will write, and for the next block's x, now: the
+      // hardware prefetcher alone keeps too few of the 3T short row streams in flight (the
+      // backward ran 1.2x faster with these, one thread, T = 8, N = 2^22).
+      if (local_rows) prefetch_lines<true>(grad_x + row, nb);
+      prefetch_lines<false>(x + row + nb, next_nb);
     }
 
     // reverse time
@@ -329,31 +361,36 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
     } else {
       std::fill(g_v, g_v + nb, static_cast<real>(0));
     }
-    double* ws = workspace + b * stride;
+    double* ws = workspace != nullptr ? workspace + b * stride : nullptr;
     double decay_sum = 0;
     for (int64_t t = T - 1; t >= 0; --t) {
       const int64_t row = t * N + n0;
       const real* g_out = grad_output != nullptr ? grad_output + row : zeros;
       const real* g_mem = grad_membrane != nullptr ? grad_membrane + row : zeros;
-      real* scratch = scratch_row(t);  // in v[t-1], out dL/dx[t]
+      const real* v_prev = v_prev_row(t);
+      if (!local_rows) {
+        // v[t-1] waits in the very row dL/dx[t] goes to: move it out first
+        std::copy(grad_x + row, grad_x + row + nb, v);
+        v_prev = v;
+      }
       if (detach_reset) {
-        backward_step<real, C, R, S, G, Smooth, true>(nb, x + row, scratch, g_out, g_mem, g_v, c_theta, c_p, c_lam,
-                                                      P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+        backward_step<real, C, R, S, G, Smooth, true>(nb, x + row, v_prev, g_out, g_mem, g_v, grad_x + row, c_theta,
+                                                      c_p, c_lam, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
       } else {
-        backward_step<real, C, R, S, G, Smooth, false>(nb, x + row, scratch, g_out, g_mem, g_v, c_theta, c_p, c_lam,
-                                                       P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+        backward_step<real, C, R, S, G, Smooth, false>(nb, x + row, v_prev, g_out, g_mem, g_v, grad_x + row, c_theta,
+                                                       c_p, c_lam, P.decay, P.v_reset, P.threshold[t],
+                                                       P.sg_param[t]);
       }
-      if (streaming) {
-        stream_row(grad_x + row, scratch, nb);
-      } else if (local_scratch) {
-        std::copy(scratch, scratch + nb, grad_x + row);
+      if (ws != nullptr) {
+        const real* const contributions[3] = {c_theta, c_p, c_lam};
+        double sums[3];
+        block_sums(contributions, nb, sums);
+        ws[1 + t] = sums[0];
+        ws[1 + T + t] = sums[1];
+        decay_sum += sums[2];
       }
-      ws[1 + t] = block_sum(c_theta, nb);
-      ws[1 + T + t] = block_sum(c_p, nb);
-      decay_sum += block_sum(c_lam, nb);
     }
-    if (streaming) stream_fence();
-    ws[0] = decay_sum;
+    if (ws != nullptr) ws[0] = decay_sum;
     std::copy(g_v, g_v + nb, grad_v_init + n0);
   });
 }
@@ -393,9 +430,11 @@ void neuron_forward_cpu(const NeuronOptions& options, const NeuronParams<real>& 
 }
 
 // grad_output, grad_membrane: [T, N] or nullptr (zero). grad_v_last: [N] or nullptr (zero).
-// grad_x: [T, N], also the scratch of the recomputed forward (x is the only saved state).
-// grad_v_init: [N]. grad_decay: 1 double; grad_threshold, grad_sg_param: [T] doubles.
-// workspace: neuron_backward_workspace_size(T, N) doubles.
+// grad_x: [T, N]. grad_v_init: [N].
+// grad_decay: 1 double; grad_threshold, grad_sg_param: [T] doubles; workspace:
+// neuron_backward_workspace_size(T, N) doubles. Pass nullptr for the three gradients (and the
+// workspace) when no parameter gradient is wanted: the kernel then skips their sums (fixed
+// parameters, the common case, cost nothing). Given one of the three, give all three.
 template <typename real>
 void neuron_backward_cpu(const NeuronOptions& options, const NeuronParams<real>& params, const same_t<real>* x,
                          const same_t<real>* grad_output, const same_t<real>* grad_membrane,
@@ -403,25 +442,31 @@ void neuron_backward_cpu(const NeuronOptions& options, const NeuronParams<real>&
                          double* grad_decay, double* grad_threshold, double* grad_sg_param, double* workspace,
                          int num_threads = 0) {
   validate_neuron_params(options, params);
-  if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
-  if (grad_threshold == nullptr) throw std::invalid_argument("grad_threshold must not be null");
-  if (grad_sg_param == nullptr) throw std::invalid_argument("grad_sg_param must not be null");
+  const bool param_grads = grad_decay != nullptr || grad_threshold != nullptr || grad_sg_param != nullptr;
+  if (param_grads) {
+    if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
+    if (grad_threshold == nullptr) throw std::invalid_argument("grad_threshold must not be null");
+    if (grad_sg_param == nullptr) throw std::invalid_argument("grad_sg_param must not be null");
+  }
   const int64_t T = params.T, N = params.N;
-  *grad_decay = 0;
-  std::fill(grad_threshold, grad_threshold + T, 0.0);
-  std::fill(grad_sg_param, grad_sg_param + T, 0.0);
+  if (param_grads) {
+    *grad_decay = 0;
+    std::fill(grad_threshold, grad_threshold + T, 0.0);
+    std::fill(grad_sg_param, grad_sg_param + T, 0.0);
+  }
   if (N == 0) return;
   if (x == nullptr) throw std::invalid_argument("x must not be null");
   if (grad_x == nullptr) throw std::invalid_argument("grad_x must not be null");
   if (grad_v_init == nullptr) throw std::invalid_argument("grad_v_init must not be null");
-  if (workspace == nullptr) throw std::invalid_argument("workspace must not be null");
+  if (param_grads && workspace == nullptr) throw std::invalid_argument("workspace must not be null");
   dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
     detail::neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value,
                                    decltype(scale_c)::value, decltype(surrogate_c)::value,
                                    decltype(smooth_c)::value>(params, options.detach_reset, x, grad_output,
                                                               grad_membrane, grad_v_last, grad_x, grad_v_init,
-                                                              workspace, num_threads);
+                                                              param_grads ? workspace : nullptr, num_threads);
   });
+  if (!param_grads) return;
   // the per-block partial sums, added in block order
   const int64_t stride = 2 * T + 1;
   for (int64_t b = 0; b < neuron_num_blocks(N); ++b) {
