@@ -335,9 +335,17 @@ void test_invalid() {
   p[0] = std::numeric_limits<double>::quiet_NaN();
   expect_invalid(forward, "sg_param", "sg_param NaN");
   p[0] = 1;
+  // v_init null means zeros: the same result as an explicit zero v_init
+  x[0] = 0.75;  // h = 0.75, then 0.5 * 0.75 + 0.75 = 1.125: a spike at t = 1
+  x[1] = 0.75;
+  forward();
+  const double o_zeros[2] = {o[0], o[1]}, v_last_zeros = v_last[0];
   params.v_init = nullptr;
-  expect_invalid(forward, "v_init", "v_init null");
+  forward();
+  check(o[0] == o_zeros[0] && o[1] == o_zeros[1] && v_last[0] == v_last_zeros && o[1] == 1,
+        "v_init null gives the zero-v_init result");
   params.v_init = v_init;
+  x[0] = x[1] = 0;
 
   // N = 0 is a valid no-op; the backward then returns zero parameter gradients
   params.N = 0;
