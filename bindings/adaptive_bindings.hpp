@@ -87,8 +87,10 @@ void adaptive_forward(const py::object& x_obj, double decay, double v_reset, con
     real* sg_param_data = static_cast<real*>(sg_param.mutable_data());
     double* mean_data = static_cast<double*>(mean.mutable_data());
     double* std_data = static_cast<double*>(std_dev.mutable_data());
-    std::vector<real> h_scratch(has_membrane ? 0 : static_cast<std::size_t>(N));
-    real* h_data = has_membrane ? nullptr : h_scratch.data();
+    // not value-initialised: the kernel writes every h before reading it, and zeroing [N] would
+    // be one more pass over it
+    std::unique_ptr<real[]> h_scratch(has_membrane ? nullptr : new real[static_cast<std::size_t>(N)]);
+    real* h_data = h_scratch.get();
     py::gil_scoped_release release;
     spikegrad::adaptive_forward_cpu(options, params, x_data, output_data, membrane_data, v_last_data, threshold_data,
                                     sg_param_data, mean_data, std_data, h_data, workspace.data(), num_threads);

@@ -84,7 +84,7 @@ py::tuple multilevel_backward(const py::object& x_obj, double decay, double thet
                               const py::object& grad_output_obj, const py::object& grad_membrane_obj,
                               const py::object& grad_v_last_obj, const py::object& grad_x_obj,
                               const py::object& grad_v_init_obj, const std::string& surrogate, bool smooth,
-                              bool detach_reset, int num_threads) {
+                              bool detach_reset, bool need_grad_decay, bool need_grad_a, int num_threads) {
   const spikegrad::MultilevelOptions options = multilevel_options(surrogate, smooth, detach_reset);
   py::array x = as_array(x_obj, "x");
   const py::dtype dtype = dtype_of_x(x);
@@ -128,14 +128,16 @@ py::tuple multilevel_backward(const py::object& x_obj, double decay, double thet
     double* grad_a_data = grad_a.mutable_data();
     py::gil_scoped_release release;
     spikegrad::multilevel_backward_cpu(options, params, x_data, go, gm, gv, grad_x_data, grad_v_init_data,
-                                       &grad_decay, grad_a_data, workspace.data(), num_threads);
+                                       need_grad_decay ? &grad_decay : nullptr, need_grad_a ? grad_a_data : nullptr,
+                                       workspace.data(), num_threads);
   };
   if (dtype.equal(py::dtype::of<float>())) {
     run(0.0f);
   } else {
     run(0.0);
   }
-  return py::make_tuple(grad_decay, grad_a);
+  return py::make_tuple(need_grad_decay ? py::object(py::float_(grad_decay)) : py::object(py::none()),
+                        need_grad_a ? py::object(grad_a) : py::object(py::none()));
 }
 
 py::array_t<double> pnb_partial_sums(const py::object& h_obj, double theta_p, double theta_n, int k,
@@ -181,11 +183,13 @@ Bit-identical to spikegrad.ref.multilevel.forward when not smooth.)doc");
         py::arg("theta_n"), py::arg("k_p"), py::arg("k_n"), py::arg("a"), py::arg("v_init"),
         py::arg("grad_output").none(true), py::arg("grad_membrane").none(true), py::arg("grad_v_last").none(true),
         py::arg("grad_x"), py::arg("grad_v_init"), py::kw_only(), py::arg("surrogate"), py::arg("smooth"),
-        py::arg("detach_reset"), py::arg("num_threads") = 0,
+        py::arg("detach_reset"), py::arg("need_grad_decay") = true, py::arg("need_grad_a") = true,
+        py::arg("num_threads") = 0,
         R"doc(BPTT backward of multilevel_forward (SPEC 6, 8), recomputing the forward from x.
 
 Writes grad_x: [T, N] and grad_v_init: [N]. Returns (grad_decay: float, grad_a: float64 [T]),
-accumulated in float64 in a fixed order (the same bits for any num_threads).)doc");
+accumulated in float64 in a fixed order (the same bits for any num_threads); each is None
+(and its float64 sums are skipped) when need_grad_decay / need_grad_a is False.)doc");
   m.def("pnb_partial_sums", &pnb_partial_sums, py::arg("h"), py::arg("theta_p"), py::arg("theta_n"), py::arg("k"),
         py::kw_only(), py::arg("num_threads") = 0,
         R"doc(The PNB loss's partial sums over one layer's membranes h (any shape, C-contiguous).
