@@ -270,3 +270,29 @@ def test_cf_diagnostics_without_kept_membrane():
     assert layer.diagnostics["firing_rate"].tolist() == [5 / 8]
     assert layer.diagnostics["gradient_available"].tolist() == [4 / 8]
     assert math.isfinite(float(layer.membrane.detach().sum()))
+
+
+# ---------------------------------------------------------------------------------------
+# DS-ATGO op: v_init None (zeros never materialised in the forward)
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("T, N", [(1, 2), (3, 513)])
+def test_adaptive_op_without_v_init_equals_zeros(T, N):
+    from spikegrad import adaptive_ops
+
+    rng = np.random.default_rng(T + N)
+    base = torch.from_numpy(rng.normal(0.5, 1, (T, N)).astype(np.float32))
+    g = torch.from_numpy(rng.normal(size=(T, N)).astype(np.float32))
+    results = []
+    for v_init in (None, torch.zeros(N)):
+        x = base.clone().requires_grad_()
+        out = adaptive_ops.adaptive_forward(x, torch.tensor(0.2), v_init, 0.0, "mul", "hard",
+                                            False, "true", 1.0, 1.0, True, "std", 1.0, False)
+        out[0].backward(g)
+        results.append((out, x.grad))
+    (out_none, grad_none), (out_zeros, grad_zeros) = results
+    for a, b in zip(out_none, out_zeros):
+        assert torch.equal(a, b)
+    assert torch.equal(grad_none, grad_zeros)
+    expected = A.forward(base.numpy())
+    assert_bitwise_equal(out_none[0].detach().numpy(), expected.output, "output, v_init None")

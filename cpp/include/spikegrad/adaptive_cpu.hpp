@@ -40,7 +40,7 @@ struct AdaptiveParams {
   int64_t T = 0, N = 0;
   real decay = 0;                  // lam (SPEC 1)
   real v_reset = 0;                // the hard-reset potential (SPEC 4)
-  const real* v_init = nullptr;    // v[-1], [N]
+  const real* v_init = nullptr;    // v[-1], [N]; nullptr: zeros (no [N] array of zeros to read)
   ThresholdMode threshold_mode = ThresholdMode::True;
   double f_c = 1;                  // the threshold's scale factor of Eq. 5
   double v_th = 1;                 // V_th of Eq. 5 (estimated) and Eq. 7
@@ -131,7 +131,6 @@ void validate_adaptive_params(const AdaptiveParams<real>& P) {
     throw std::invalid_argument(
         "the adaptive threshold needs N >= 2 neurons (the std divides by N - 1), got N = " + std::to_string(P.N));
   }
-  if (P.v_init == nullptr) throw std::invalid_argument("v_init must not be null");
   if (std::isnan(P.decay)) throw std::invalid_argument("decay is NaN");
   if (!std::isfinite(P.f_c)) throw std::invalid_argument("f_c must be finite, got " + detail::number_string(P.f_c));
   if (!std::isfinite(P.v_th)) throw std::invalid_argument("v_th must be finite, got " + detail::number_string(P.v_th));
@@ -203,7 +202,7 @@ void fire_blocks(int64_t N, const real* h, real* v, real* o, real theta, real v_
 
 // The fused forward's first pass of step t: fire step t-1 (from h[t-1], with theta[t-1], writing
 // o[t-1]) and charge step t from the v[t-1] it leaves in a block-local array; then the block
-// sums of h[t]. At t = 0 (h_prev == nullptr) v[-1] = v_init. h_prev and h may be the same
+// sums of h[t]. At t = 0 (h_prev == nullptr) v[-1] = v_init, or 0 where v_init is nullptr. h_prev and h may be the same
 // array (h[t] then overwrites h[t-1]): v[t-1] is never stored, so a step reads h[t-1] and x[t]
 // and writes o[t-1] and h[t], 16 bytes per neuron instead of the 24 of charge_blocks +
 // fire_blocks (which also write and read v). Each value is made by the same formulas from the
@@ -215,7 +214,9 @@ void fire_then_charge_blocks(int64_t N, const real* h_prev, const real* v_init, 
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
     real v[kNeuronBlock];
-    if (h_prev == nullptr) {
+    if (h_prev == nullptr && v_init == nullptr) {
+      std::fill(v, v + nb, static_cast<real>(0));
+    } else if (h_prev == nullptr) {
       std::copy(v_init + n0, v_init + n0 + nb, v);
     } else {
       fire_block<real, R>(nb, h_prev + n0, v, o_prev + n0, theta_prev, v_reset);
