@@ -296,3 +296,47 @@ def test_adaptive_op_without_v_init_equals_zeros(T, N):
     assert torch.equal(grad_none, grad_zeros)
     expected = A.forward(base.numpy())
     assert_bitwise_equal(out_none[0].detach().numpy(), expected.output, "output, v_init None")
+
+
+# ---------------------------------------------------------------------------------------
+# The PNB partial sums' backward kernel
+# ---------------------------------------------------------------------------------------
+
+def _pnb_edges(dtype, theta_p, theta_n, K):
+    """h on every region bound and level (+-k theta), just off them, 0 and beyond K theta."""
+    values = [0.0, 1e-30, -1e-30]
+    for k in range(0, K + 2):
+        for centre in (dtype(k) * dtype(theta_p), -(dtype(k) * dtype(theta_n))):
+            values += [centre, np.nextafter(centre, dtype(np.inf)),
+                       np.nextafter(centre, dtype(-np.inf))]
+    return np.array(values, dtype=dtype)
+
+
+@settings(max_examples=examples(40))
+@given(seed=st.integers(0, 2**32 - 1), n=st.sampled_from([1, 7, 4095, 4096, 4097, 9000]),
+       K=st.integers(1, 3), dtype=st.sampled_from([np.float32, np.float64]),
+       thetas=st.sampled_from([(1.0, 1.0), (0.5, 2.0), (1e-3, 1e3)]))
+@example(seed=0, n=1, K=2, dtype=np.float32, thetas=(1.0, 1.0))
+def test_pnb_backward_kernel_matches_reference(seed, n, K, dtype, thetas):
+    from spikegrad import _core
+
+    theta_p, theta_n = thetas
+    rng = np.random.default_rng(seed)
+    h = (rng.normal(0, 1, n) * max(thetas) * K).astype(dtype)
+    h = np.concatenate([h, _pnb_edges(dtype, theta_p, theta_n, K)])
+    grad_sums = rng.normal(size=(K, 2, 2))
+    expected = ref.pnb.sums_backward(h, grad_sums, theta_p, theta_n, K)
+    results = []
+    for threads in (1, 2):
+        out = np.empty_like(h)
+        _core.pnb_partial_sums_backward(h, grad_sums, theta_p, theta_n, K, out,
+                                        num_threads=threads)
+        results.append(out)
+    assert np.array_equal(results[0], results[1])
+    # each element's gradient is one region's g_w dw + g_hw (w + h dw), |w|, |dw| <= 1
+    magnitude = float(np.abs(grad_sums).max() * (2 + np.abs(h.astype(np.float64)).max()))
+    assert_close(results[0], expected.astype(dtype), "pnb sums backward", dtype=dtype, T=1,
+                 magnitude=magnitude)
+    # outside every region (0, beyond K theta) the gradient is exactly 0
+    outside = (h == 0) | (h > dtype(K) * dtype(theta_p)) | (h < -(dtype(K) * dtype(theta_n)))
+    assert (results[0][outside] == 0).all() and (expected[outside] == 0).all()

@@ -5,7 +5,7 @@ neuron) and `spikegrad.pnb_loss` (the positive-negative balanced loss).
     backward      ->           spikegrad::multilevel_backward  (custom_op, CPU kernel)
     pnb_loss(hs)  -> spikegrad::pnb_partial_sums per layer     (custom_op, CPU kernel)
                   -> Eqs. 20-22 in float64 torch arithmetic (autograd)
-    backward      -> spikegrad::pnb_partial_sums_backward      (custom_op, elementwise)
+    backward      -> spikegrad::pnb_partial_sums_backward      (custom_op, CPU kernel)
 
 Every op has a fake kernel (torch.compile traces without graph breaks). The neuron's
 backward recomputes the membrane from x. Double backward is not supported.
@@ -224,24 +224,13 @@ def pnb_partial_sums_backward(h: Tensor, grad_sums: Tensor, theta_p: float, thet
                               k: int) -> Tensor:
     """dL/dh from dL/d(sums): inside the region of level value c (k theta_p or
     -k theta_n), w = exp(-|c - h|), dw/dh = w sign(c - h), d(h w)/dh = w + h dw/dh.
-    Elementwise, in float64, then cast to h's dtype. Region membership carries no gradient."""
+    Elementwise, in float64, then cast to h's dtype (the C++ kernel: one pass over h).
+    Region membership carries no gradient."""
     _check_device(h)
-    h64 = h.detach().to(torch.float64)
-    grad = torch.zeros_like(h64)
-    one = torch.ones((), dtype=h.dtype)
-    tp, tn = one * theta_p, one * theta_n   # the bounds in h's precision, as the kernel
-    for level_k in range(1, k + 1):
-        top_p, bottom_p = tp * level_k, tp * (level_k - 1)
-        top_n, bottom_n = -(tn * level_k), -(tn * (level_k - 1))
-        masks = ((bottom_p < h) & (h <= top_p), (top_n <= h) & (h < bottom_n))   # Eqs. 18-19
-        for sign, (mask, lvl) in enumerate(zip(masks, (top_p, top_n))):
-            c = lvl.to(torch.float64)
-            w = torch.exp(-(c - h64).abs())
-            dw = w * torch.sign(c - h64)
-            g = grad_sums[level_k - 1, sign, 0] * dw + grad_sums[level_k - 1, sign, 1] * (
-                w + h64 * dw)
-            grad = grad + torch.where(mask, g, torch.zeros_like(g))
-    return grad.to(h.dtype)
+    grad_h = torch.empty_like(h, memory_format=torch.contiguous_format)
+    _core.pnb_partial_sums_backward(_numpy(h), _numpy(grad_sums.to(torch.float64)), theta_p,
+                                    theta_n, k, grad_h.numpy())
+    return grad_h
 
 
 @pnb_partial_sums_backward.register_fake
