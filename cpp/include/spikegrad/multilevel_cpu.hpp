@@ -210,6 +210,17 @@ inline MultilevelGradients<real> multilevel_gradients(real v_prev, real g_out, r
 // same as theirs and the reference's.
 // ---------------------------------------------------------------------------------------------
 
+// The fixed-K loops do enough arithmetic per element (four TSG triangles and their a-derivatives
+// in the reverse step) to be compute-bound on two cores: where the build targets AVX-512, GCC is
+// asked for 512-bit vectors in them (its default for -march=native is 256). They are kept out of
+// line (one call per block and step), else the preference is lost in the caller. Lane-wise IEEE
+// operations round alike at any width and no FMA is contracted, so the bits do not change.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__) && !defined(__CUDACC__)
+#define SPIKEGRAD_WIDE_VECTORS __attribute__((target("prefer-vector-width=512"), noinline))
+#else
+#define SPIKEGRAD_WIDE_VECTORS
+#endif
+
 // The levels' values k theta in the working precision (formulas.hpp level()), k = 1..K.
 template <typename real, int K>
 struct FixedLevels {
@@ -282,7 +293,7 @@ inline void surrogates_at(real h, const FixedLevels<real, K>& L, real a, const S
 
 // Forward step with fixed K. v: in v[t-1], out v[t]; o: o[t]; h_out: h[t] (or a local sink).
 template <typename real, LevelSurrogate G, bool Smooth, int K>
-inline void multilevel_step_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+SPIKEGRAD_WIDE_VECTORS inline void multilevel_step_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
                                   real* SPIKEGRAD_RESTRICT o, real* SPIKEGRAD_RESTRICT h_out,
                                   const MultilevelParams<real>& P, const FixedLevels<real, K>& L, real a,
                                   const SpanBounds<real>& span) {
@@ -299,7 +310,7 @@ inline void multilevel_step_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x, r
 
 // The backward's recomputation with fixed K: keeps v[t-1] in v_prev_out.
 template <typename real, LevelSurrogate G, bool Smooth, int K>
-inline void multilevel_recompute_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+SPIKEGRAD_WIDE_VECTORS inline void multilevel_recompute_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
                                        real* SPIKEGRAD_RESTRICT v_prev_out, const MultilevelParams<real>& P,
                                        const FixedLevels<real, K>& L, real a, const SpanBounds<real>& span) {
   const real lam = P.decay;
@@ -314,7 +325,7 @@ inline void multilevel_recompute_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT
 
 // Reverse step with fixed K; the arguments as multilevel_backward_step's.
 template <typename real, LevelSurrogate G, bool Detach, int K>
-inline void multilevel_backward_step_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x,
+SPIKEGRAD_WIDE_VECTORS inline void multilevel_backward_step_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x,
                                            real* SPIKEGRAD_RESTRICT scratch, const real* SPIKEGRAD_RESTRICT g_out,
                                            const real* SPIKEGRAD_RESTRICT g_mem, real* SPIKEGRAD_RESTRICT g_v,
                                            real* SPIKEGRAD_RESTRICT c_a, real* SPIKEGRAD_RESTRICT c_lam,
