@@ -49,7 +49,9 @@ void adaptive_forward(const py::object& x_obj, double decay, double v_reset, con
   if (x.ndim() != 2) throw py::value_error("x must be 2-D [T, N], got shape " + shape_string(x));
   const int64_t T = static_cast<int64_t>(x.shape(0)), N = static_cast<int64_t>(x.shape(1));
   x = checked(x, "x", dtype, {T, N}, false);
-  py::array v_init = checked(v_init_obj, "v_init", dtype, {N}, false);
+  const bool has_v_init = !v_init_obj.is_none();  // None: v[-1] = 0 without an array of zeros
+  py::array v_init;
+  if (has_v_init) v_init = checked(v_init_obj, "v_init", dtype, {N}, false);
   py::array output = checked(output_obj, "output", dtype, {T, N}, true);
   py::array membrane;
   const bool has_membrane = !membrane_obj.is_none();
@@ -62,7 +64,7 @@ void adaptive_forward(const py::object& x_obj, double decay, double v_reset, con
   py::array std_dev = checked(std_obj, "std", f64, {T}, true);
   py::array* membrane_ptr = has_membrane ? &membrane : nullptr;
   check_no_overlap({{"x", &x, false},
-                    {"v_init", &v_init, false},
+                    {"v_init", has_v_init ? &v_init : nullptr, false},
                     {"output", &output, true},
                     {"membrane", membrane_ptr, true},
                     {"v_last", &v_last, true},
@@ -78,7 +80,7 @@ void adaptive_forward(const py::object& x_obj, double decay, double v_reset, con
     spikegrad::AdaptiveParams<real> params = typed<real>(untyped);
     params.T = T;
     params.N = N;
-    params.v_init = static_cast<const real*>(v_init.data());
+    params.v_init = has_v_init ? static_cast<const real*>(v_init.data()) : nullptr;
     const real* x_data = static_cast<const real*>(x.data());
     real* output_data = static_cast<real*>(output.mutable_data());
     real* membrane_data = mutable_data_or_null<real>(membrane_ptr);
@@ -87,8 +89,10 @@ void adaptive_forward(const py::object& x_obj, double decay, double v_reset, con
     real* sg_param_data = static_cast<real*>(sg_param.mutable_data());
     double* mean_data = static_cast<double*>(mean.mutable_data());
     double* std_data = static_cast<double*>(std_dev.mutable_data());
-    std::vector<real> h_scratch(has_membrane ? 0 : static_cast<std::size_t>(N));
-    real* h_data = has_membrane ? nullptr : h_scratch.data();
+    // not value-initialised: the kernel writes every h before reading it, and zeroing [N] would
+    // be one more pass over it
+    std::unique_ptr<real[]> h_scratch(has_membrane ? nullptr : new real[static_cast<std::size_t>(N)]);
+    real* h_data = h_scratch.get();
     py::gil_scoped_release release;
     spikegrad::adaptive_forward_cpu(options, params, x_data, output_data, membrane_data, v_last_data, threshold_data,
                                     sg_param_data, mean_data, std_data, h_data, workspace.data(), num_threads);
@@ -205,15 +209,16 @@ py::tuple adaptive_step_values(double sum, double sum_squared_deviations, int64_
 }
 
 void bind_adaptive(py::module_& m) {
-  m.def("adaptive_forward", &adaptive_forward, py::arg("x"), py::arg("decay"), py::arg("v_reset"), py::arg("v_init"),
-        py::arg("output"), py::arg("membrane").none(true), py::arg("v_last"), py::arg("threshold"),
+  m.def("adaptive_forward", &adaptive_forward, py::arg("x"), py::arg("decay"), py::arg("v_reset"),
+        py::arg("v_init").none(true), py::arg("output"), py::arg("membrane").none(true), py::arg("v_last"),
+        py::arg("threshold"),
         py::arg("sg_param"), py::arg("mean"), py::arg("std"), py::kw_only(), py::arg("charge"), py::arg("reset"),
         py::arg("threshold_mode"), py::arg("f_c"), py::arg("v_th"), py::arg("tgo"), py::arg("tgo_driver"),
         py::arg("width"), py::arg("num_threads") = 0,
         R"doc(DS-ATGO's training forward (SPEC 2 "AT", SPEC 5 "TGO"), fused over T.
 
 x: [T, N] input current (N: the whole batch; N >= 2). decay, v_reset: floats (cast to x's dtype).
-v_init: [N]. Writes output: [T, N], membrane: [T, N] (h[t]) unless None, v_last: [N],
+v_init: [N], or None for zeros. Writes output: [T, N], membrane: [T, N] (h[t]) unless None, v_last: [N],
 threshold, sg_param: [T] (x's dtype; theta[t] and the rect width k_t used),
 mean, std: float64 [T] (the statistics of h[t] over the N neurons, std with Bessel's correction).
 threshold_mode: 'true' (f_c * (mean + std)) | 'estimated' (f_c * sqrt(1 + decay^2) * v_th);

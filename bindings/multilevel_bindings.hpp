@@ -84,7 +84,7 @@ py::tuple multilevel_backward(const py::object& x_obj, double decay, double thet
                               const py::object& grad_output_obj, const py::object& grad_membrane_obj,
                               const py::object& grad_v_last_obj, const py::object& grad_x_obj,
                               const py::object& grad_v_init_obj, const std::string& surrogate, bool smooth,
-                              bool detach_reset, int num_threads) {
+                              bool detach_reset, bool need_grad_decay, bool need_grad_a, int num_threads) {
   const spikegrad::MultilevelOptions options = multilevel_options(surrogate, smooth, detach_reset);
   py::array x = as_array(x_obj, "x");
   const py::dtype dtype = dtype_of_x(x);
@@ -128,14 +128,16 @@ py::tuple multilevel_backward(const py::object& x_obj, double decay, double thet
     double* grad_a_data = grad_a.mutable_data();
     py::gil_scoped_release release;
     spikegrad::multilevel_backward_cpu(options, params, x_data, go, gm, gv, grad_x_data, grad_v_init_data,
-                                       &grad_decay, grad_a_data, workspace.data(), num_threads);
+                                       need_grad_decay ? &grad_decay : nullptr, need_grad_a ? grad_a_data : nullptr,
+                                       workspace.data(), num_threads);
   };
   if (dtype.equal(py::dtype::of<float>())) {
     run(0.0f);
   } else {
     run(0.0);
   }
-  return py::make_tuple(grad_decay, grad_a);
+  return py::make_tuple(need_grad_decay ? py::object(py::float_(grad_decay)) : py::object(py::none()),
+                        need_grad_a ? py::object(grad_a) : py::object(py::none()));
 }
 
 py::array_t<double> pnb_partial_sums(const py::object& h_obj, double theta_p, double theta_n, int k,
@@ -165,6 +167,39 @@ py::array_t<double> pnb_partial_sums(const py::object& h_obj, double theta_p, do
   return sums;
 }
 
+void pnb_partial_sums_backward(const py::object& h_obj, const py::object& grad_sums_obj, double theta_p,
+                               double theta_n, int k, const py::object& grad_h_obj, int num_threads) {
+  py::array h = as_array(h_obj, "h");
+  const py::dtype dtype = h.dtype();
+  if (!dtype.equal(py::dtype::of<float>()) && !dtype.equal(py::dtype::of<double>())) {
+    throw py::type_error("h must be float32 or float64, got " + py::str(dtype).cast<std::string>());
+  }
+  if (!(h.flags() & py::array::c_style)) throw py::value_error("h must be C-contiguous");
+  if (k < 1) throw py::value_error("k must be >= 1, got " + std::to_string(k));
+  const int64_t count = static_cast<int64_t>(h.size());
+  py::array grad_sums = checked(grad_sums_obj, "grad_sums", py::dtype::of<double>(), {k, 2, 2}, false);
+  py::array grad_h = as_array(grad_h_obj, "grad_h");
+  if (!grad_h.dtype().equal(dtype) || static_cast<int64_t>(grad_h.size()) != count ||
+      !(grad_h.flags() & py::array::c_style) || !grad_h.writeable()) {
+    throw py::value_error("grad_h must be a writeable C-contiguous array of h's dtype and size");
+  }
+  check_no_overlap({{"h", &h, false}, {"grad_sums", &grad_sums, false}, {"grad_h", &grad_h, true}});
+  auto run = [&](auto zero) {
+    using real = decltype(zero);
+    const real* h_data = static_cast<const real*>(h.data());
+    const double* g = static_cast<const double*>(grad_sums.data());
+    real* out = static_cast<real*>(grad_h.mutable_data());
+    py::gil_scoped_release release;
+    spikegrad::pnb_partial_sums_backward_cpu<real>(h_data, count, static_cast<real>(theta_p),
+                                                   static_cast<real>(theta_n), k, g, out, num_threads);
+  };
+  if (dtype.equal(py::dtype::of<float>())) {
+    run(0.0f);
+  } else {
+    run(0.0);
+  }
+}
+
 void register_multilevel(py::module_& m) {
   m.def("multilevel_forward", &multilevel_forward, py::arg("x"), py::arg("decay"), py::arg("theta_p"),
         py::arg("theta_n"), py::arg("k_p"), py::arg("k_n"), py::arg("a"), py::arg("v_init"), py::arg("output"),
@@ -181,11 +216,21 @@ Bit-identical to spikegrad.ref.multilevel.forward when not smooth.)doc");
         py::arg("theta_n"), py::arg("k_p"), py::arg("k_n"), py::arg("a"), py::arg("v_init"),
         py::arg("grad_output").none(true), py::arg("grad_membrane").none(true), py::arg("grad_v_last").none(true),
         py::arg("grad_x"), py::arg("grad_v_init"), py::kw_only(), py::arg("surrogate"), py::arg("smooth"),
-        py::arg("detach_reset"), py::arg("num_threads") = 0,
+        py::arg("detach_reset"), py::arg("need_grad_decay") = true, py::arg("need_grad_a") = true,
+        py::arg("num_threads") = 0,
         R"doc(BPTT backward of multilevel_forward (SPEC 6, 8), recomputing the forward from x.
 
 Writes grad_x: [T, N] and grad_v_init: [N]. Returns (grad_decay: float, grad_a: float64 [T]),
-accumulated in float64 in a fixed order (the same bits for any num_threads).)doc");
+accumulated in float64 in a fixed order (the same bits for any num_threads); each is None
+(and its float64 sums are skipped) when need_grad_decay / need_grad_a is False.)doc");
+  m.def("pnb_partial_sums_backward", &pnb_partial_sums_backward, py::arg("h"), py::arg("grad_sums"),
+        py::arg("theta_p"), py::arg("theta_n"), py::arg("k"), py::arg("grad_h"), py::kw_only(),
+        py::arg("num_threads") = 0,
+        R"doc(dL/dh of one layer's PNB partial sums from dL/d(sums) (float64 [k, 2, 2]).
+
+Writes grad_h (h's dtype and size): per element, the terms of its region in float64 (w =
+exp(-|c - h|), dw/dh = w sign(c - h), d(h w)/dh = w + h dw/dh), rounded once; as
+spikegrad.ref.pnb.sums_backward. Elementwise: the same bits for any num_threads.)doc");
   m.def("pnb_partial_sums", &pnb_partial_sums, py::arg("h"), py::arg("theta_p"), py::arg("theta_n"), py::arg("k"),
         py::kw_only(), py::arg("num_threads") = 0,
         R"doc(The PNB loss's partial sums over one layer's membranes h (any shape, C-contiguous).

@@ -15,6 +15,8 @@ spikegrad.nn.ATGO uses both; spikegrad.ref.adaptive is the oracle of both.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -31,13 +33,15 @@ def _numpy(t: Tensor):
 
 
 @torch.library.custom_op("spikegrad::adaptive_forward", mutates_args=())
-def adaptive_forward(x: Tensor, decay: Tensor, v_init: Tensor, v_reset: float, charge: str,
+def adaptive_forward(x: Tensor, decay: Tensor, v_init: Optional[Tensor], v_reset: float,
+                     charge: str,
                      reset: str, detach_reset: bool, threshold_mode: str, f_c: float,
                      v_th: float, tgo: bool, tgo_driver: str, width: float,
                      return_membrane: bool
                      ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """x [T, N], decay 0-d, v_init [N] -> (output [T, N], membrane [T, N] or [0],
-    v_last [N], threshold [T], sg_param [T], mean float64 [T], std float64 [T])."""
+    """x [T, N], decay 0-d, v_init [N] or None (zeros, not materialised in the forward) ->
+    (output [T, N], membrane [T, N] or [0], v_last [N], threshold [T], sg_param [T],
+    mean float64 [T], std float64 [T])."""
     del detach_reset  # only the backward uses it
     if x.device.type != "cpu":
         raise NotImplementedError(f"spikegrad.nn.ATGO has no kernel for device "
@@ -51,7 +55,8 @@ def adaptive_forward(x: Tensor, decay: Tensor, v_init: Tensor, v_reset: float, c
     mean = torch.empty((T,), dtype=torch.float64)
     std = torch.empty((T,), dtype=torch.float64)
     _core.adaptive_forward(
-        _numpy(x), float(decay), v_reset, _numpy(v_init), output.numpy(),
+        _numpy(x), float(decay), v_reset, None if v_init is None else _numpy(v_init),
+        output.numpy(),
         membrane.numpy() if return_membrane else None, v_last.numpy(), threshold.numpy(),
         sg_param.numpy(), mean.numpy(), std.numpy(), charge=charge, reset=reset,
         threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver,
@@ -83,10 +88,13 @@ def _backward(ctx, grad_output, grad_membrane, grad_v_last, *_detached):
     x, decay, v_init, threshold, sg_param = ctx.saved_tensors
     if grad_membrane is not None and grad_membrane.numel() == 0:
         grad_membrane = None  # return_membrane=False: the [0] placeholder
+    zero_start = v_init is None
+    if zero_start:  # the neuron backward reads v[-1]
+        v_init = x.new_zeros((x.shape[1],))
     grad_x, grad_v_init, grad_decay, _, _ = torch.ops.spikegrad.neuron_backward(
         x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
         **ctx.options)
-    return (grad_x, grad_decay, grad_v_init) + (None,) * 11
+    return (grad_x, grad_decay, None if zero_start else grad_v_init) + (None,) * 11
 
 
 torch.library.register_autograd("spikegrad::adaptive_forward", _backward,

@@ -21,8 +21,8 @@ Methods (all LIF `mul`, lam = 0.2, threshold 1, hard reset to 0, rect surrogate 
   spikingjelly       SpikingJelly's LIFNode (multi-step, torch backend, tau = 1 / lam, its own
                      decay_input charge and sigmoid surrogate), if it is installed
   spikegrad-ATGO     the spikegrad.nn.ATGO layer in training mode (adaptive threshold)
-  spikegrad-CF       the spikegrad.nn.CF layer (multi-level, TSG); it also returns the membrane
-                     (the PNB loss reads it), 4 more bytes per element in the forward
+  spikegrad-CF       the spikegrad.nn.CF layer (multi-level, TSG, K = 2); its membrane is made
+                     only on request (CF(keep_membrane=True), or reading layer.membrane)
 
 Page faults: a fresh output tensor costs page faults unless glibc keeps freed memory mapped;
 the table is printed with the allocator setting in force. To exclude page faults, run with

@@ -97,7 +97,7 @@ def _mpdagl(config):
 
 def _cf(config):
     from .nn import CF
-    return CF(T=config.T)
+    return CF(T=config.T, keep_membrane=True)   # the PNB loss reads every membrane
 
 
 def _trlif(scale):

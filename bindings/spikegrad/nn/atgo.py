@@ -140,7 +140,7 @@ class ATGO(SpikingLayer):
                                      f"std divides by N - 1), got N = {N} for x of shape "
                                      f"{tuple(x.shape)}")
                 output, membrane, _, threshold, sg_param, _, _ = adaptive_ops.adaptive_forward(
-                    x.reshape(T, N), lam, x.new_zeros((N,)), 0.0, "mul", "hard", False,
+                    x.reshape(T, N), lam, None, 0.0, "mul", "hard", False,
                     return_membrane=self.record_diagnostics, **settings)
                 output = output.reshape(x.shape)
                 membrane = membrane.reshape(x.shape) if self.record_diagnostics else None

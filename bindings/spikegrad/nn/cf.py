@@ -1,13 +1,18 @@
 """spikegrad.nn.CF — the circulate-firing layer of seed 002 with the time-step-wise
 learnable surrogate (TSG) and its membranes kept for the PNB loss.
 
-    cf = spikegrad.nn.CF(T=4)                        # surrogate="tsg", learnable q [T]
+    cf = spikegrad.nn.CF(T=4, keep_membrane=True)    # surrogate="tsg", learnable q [T]
     out = cf(x)                                      # x [T, B, ...] -> signed spike counts
     loss = ce + 0.25 * spikegrad.pnb_loss([layer.membrane for layer in cf_layers])
 
 With surrogate="tsg", a[t] = s_a * sigmoid(q[t]) + b_a, q initialised so that a = a0
 (SPEC 6: s_a = 2, b_a = 0.5, a0 = 1, hence q0 = -ln 3). With surrogate="span", a is the
 fixed height a0 of Eq. 14 and the layer has no parameter.
+
+The membrane is made only on request: keep_membrane=True writes h in the forward (one kernel
+call and one fused backward for the output and a loss on h, as the PNB loss needs); otherwise
+reading `layer.membrane` after the forward recomputes h from the saved input, the same bits,
+with a second kernel call (and a second backward call for its gradient).
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ __all__ = ["CF"]
 
 
 class CF(SpikingLayer):
-    """Circulate-firing neurons (SPEC 6). `membrane` holds the last forward's pre-reset
-    membranes h ([T, B, ...], attached to the graph) for spikegrad.pnb_loss.
+    """Circulate-firing neurons (SPEC 6). `membrane` is the last forward's pre-reset
+    membranes h ([T, B, ...], attached to the graph) for spikegrad.pnb_loss: written by the
+    forward with keep_membrane=True, else recomputed from the saved input when first read
+    (see the module docstring).
 
     Diagnostics (record_diagnostics = True), per timestep: `firing_rate`, the fraction of
     nonzero outputs; `gradient_available`, the fraction of neurons with a nonzero
@@ -38,8 +45,11 @@ class CF(SpikingLayer):
     def __init__(self, decay: float = 0.25, theta_p: float = 1.0, theta_n: float = 1.0,
                  k_p: int = 2, k_n: int = 2, surrogate: str = "tsg", s_a: float = 2.0,
                  b_a: float = 0.5, a0: float = 1.0, T: Optional[int] = None,
-                 detach_reset: bool = False):
+                 detach_reset: bool = False, keep_membrane: bool = False):
         super().__init__()
+        if not isinstance(keep_membrane, bool):
+            raise TypeError(f"keep_membrane must be a bool, got {type(keep_membrane).__name__}")
+        self.keep_membrane = keep_membrane
         if surrogate not in F.LEVEL_SURROGATES:
             raise ValueError(f"surrogate must be one of {F.LEVEL_SURROGATES}; got {surrogate!r}")
         for name, value in (("s_a", s_a), ("b_a", b_a), ("a0", a0)):
@@ -51,7 +61,9 @@ class CF(SpikingLayer):
         self.surrogate = surrogate
         self.detach_reset = detach_reset
         self.s_a, self.b_a, self.a0 = float(s_a), float(b_a), float(a0)
-        self.membrane: Optional[Tensor] = None
+        self._membrane: Optional[Tensor] = None
+        # without keep_membrane: (x, a, x's version) of the last forward, to make h on request
+        self._membrane_source: Optional[tuple] = None
         if surrogate == "tsg":
             if isinstance(T, bool) or not isinstance(T, int) or T < 1:
                 raise ValueError(f"T must be an int >= 1 for surrogate='tsg' (one learnable "
@@ -81,13 +93,30 @@ class CF(SpikingLayer):
         a = self.a().to(x.dtype)
         if self.q is None:
             a = float(a)
-        out = multilevel(x, decay=self.decay, theta_p=self.theta_p, theta_n=self.theta_n,
-                         k_p=self.k_p, k_n=self.k_n, surrogate=self.surrogate, a=a,
-                         detach_reset=self.detach_reset, return_membrane=True)
-        self.membrane = out.membrane
+        out = self._run(x, a, self.keep_membrane)
+        self._membrane = out.membrane
+        self._membrane_source = None if self.keep_membrane else (x, a, x._version)
         if self.record_diagnostics:
-            self._record_cf(out.output, out.membrane, a)
+            self._record_cf(out.output, self.membrane, a)
         return out.output
+
+    def _run(self, x: Tensor, a, return_membrane: bool):
+        return multilevel(x, decay=self.decay, theta_p=self.theta_p, theta_n=self.theta_n,
+                          k_p=self.k_p, k_n=self.k_n, surrogate=self.surrogate, a=a,
+                          detach_reset=self.detach_reset, return_membrane=return_membrane)
+
+    @property
+    def membrane(self) -> Optional[Tensor]:
+        """h of the last forward ([T, B, ...], in the graph), or None before the first."""
+        if self._membrane is None and self._membrane_source is not None:
+            x, a, version = self._membrane_source
+            if x._version != version:
+                raise RuntimeError("CF.membrane: the layer's input was modified in place after "
+                                   "the forward, so its membrane can no longer be recomputed; "
+                                   "read it before, or build the layer with keep_membrane=True")
+            self._membrane = self._run(x, a, True).membrane
+            self._membrane_source = None
+        return self._membrane
 
     def _record_cf(self, output: Tensor, membrane: Tensor, a) -> None:
         with torch.no_grad():
@@ -107,4 +136,5 @@ class CF(SpikingLayer):
 
     def extra_repr(self) -> str:
         return (f"decay={self.decay}, theta_p={self.theta_p}, theta_n={self.theta_n}, "
-                f"k_p={self.k_p}, k_n={self.k_n}, surrogate={self.surrogate!r}, T={self.T}")
+                f"k_p={self.k_p}, k_n={self.k_n}, surrogate={self.surrogate!r}, T={self.T}, "
+                f"keep_membrane={self.keep_membrane}")

@@ -40,7 +40,7 @@ struct AdaptiveParams {
   int64_t T = 0, N = 0;
   real decay = 0;                  // lam (SPEC 1)
   real v_reset = 0;                // the hard-reset potential (SPEC 4)
-  const real* v_init = nullptr;    // v[-1], [N]
+  const real* v_init = nullptr;    // v[-1], [N]; nullptr: zeros (no [N] array of zeros to read)
   ThresholdMode threshold_mode = ThresholdMode::True;
   double f_c = 1;                  // the threshold's scale factor of Eq. 5
   double v_th = 1;                 // V_th of Eq. 5 (estimated) and Eq. 7
@@ -90,16 +90,18 @@ AdaptiveStepValues<real> adaptive_step_values(const AdaptiveParams<real>& P, dou
 template <typename real>
 void check_adaptive_step(const AdaptiveParams<real>& P, const AdaptiveStepValues<real>& step, double mean,
                          double std_dev, int64_t t) {
-  const std::string statistics = "(mean(h) = " + detail::number_string(mean) + ", std(h) = " +
-                                 detail::number_string(std_dev) + ", v_th = " + detail::number_string(P.v_th) + ")";
+  const auto statistics = [&] {
+    return "(mean(h) = " + detail::number_string(mean) + ", std(h) = " + detail::number_string(std_dev) +
+           ", v_th = " + detail::number_string(P.v_th) + ")";
+  };
   if (!std::isfinite(step.threshold) || !std::isfinite(step.width)) {
     throw std::invalid_argument("the adaptive threshold or TGO width is not finite at t = " + std::to_string(t) + " " +
-                                statistics + ": the layer's membranes contain NaN or Inf (from x or v_init), or "
+                                statistics() + ": the layer's membranes contain NaN or Inf (from x or v_init), or "
                                 "are so large that the float64 statistic overflows: DS-ATGO's threshold is undefined");
   }
   if (step.width <= 0) {
     throw std::invalid_argument("the TGO width k_t = width * (1 + tanh(d_t - v_th)) rounds to 0 at t = " +
-                                std::to_string(t) + " " + statistics +
+                                std::to_string(t) + " " + statistics() +
                                 ": d_t is too far below v_th; use a smaller v_th or tgo=False");
   }
 }
@@ -129,7 +131,6 @@ void validate_adaptive_params(const AdaptiveParams<real>& P) {
     throw std::invalid_argument(
         "the adaptive threshold needs N >= 2 neurons (the std divides by N - 1), got N = " + std::to_string(P.N));
   }
-  if (P.v_init == nullptr) throw std::invalid_argument("v_init must not be null");
   if (std::isnan(P.decay)) throw std::invalid_argument("decay is NaN");
   if (!std::isfinite(P.f_c)) throw std::invalid_argument("f_c must be finite, got " + detail::number_string(P.f_c));
   if (!std::isfinite(P.v_th)) throw std::invalid_argument("v_th must be finite, got " + detail::number_string(P.v_th));
@@ -159,17 +160,35 @@ inline double block_sum_squared_deviations(const real* SPIKEGRAD_RESTRICT h, int
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// One block's charge: h = charge(v, x) (SPEC 1). Separate from the fire so that the fused
+// forward can write h[t] over h[t-1] in place (the two loops then never alias within one).
+template <typename real, Charge C>
+inline void charge_block(int64_t n, const real* SPIKEGRAD_RESTRICT x, const real* SPIKEGRAD_RESTRICT v,
+                         real* SPIKEGRAD_RESTRICT h, real lam, real v_reset) {
+  for (int64_t i = 0; i < n; ++i) h[i] = charge<C>(v[i], x[i], lam, v_reset);
+}
+
+// One block's fire and reset with the step's threshold: o = H(h - theta) (SPEC 3, absolute
+// scale), v = reset(h, s) (SPEC 4).
+template <typename real, Reset R>
+inline void fire_block(int64_t n, const real* SPIKEGRAD_RESTRICT h, real* SPIKEGRAD_RESTRICT v,
+                       real* SPIKEGRAD_RESTRICT o, real theta, real v_reset) {
+  for (int64_t i = 0; i < n; ++i) {
+    const real z = spike_argument<Scale::Absolute>(h[i], theta);
+    const real s = heaviside(z);
+    o[i] = output<Scale::Absolute>(s, theta);
+    v[i] = reset<R>(h[i], s, theta, v_reset);
+  }
+}
+
 template <typename real, Charge C>
 void charge_blocks(int64_t N, const real* x, const real* v, real* h, real lam, real v_reset, double* block_sums,
                    int num_threads) {
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
-    const real* SPIKEGRAD_RESTRICT xb = x + n0;
-    const real* SPIKEGRAD_RESTRICT vb = v + n0;
-    real* SPIKEGRAD_RESTRICT hb = h + n0;
-    for (int64_t i = 0; i < nb; ++i) hb[i] = charge<C>(vb[i], xb[i], lam, v_reset);  // SPEC 1
-    block_sums[b] = block_sum(hb, nb);
+    charge_block<real, C>(nb, x + n0, v + n0, h + n0, lam, v_reset);
+    block_sums[b] = block_sum(h + n0, nb);
   });
 }
 
@@ -177,25 +196,43 @@ template <typename real, Reset R>
 void fire_blocks(int64_t N, const real* h, real* v, real* o, real theta, real v_reset, int num_threads) {
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
+    fire_block<real, R>(std::min(kNeuronBlock, N - n0), h + n0, v + n0, o + n0, theta, v_reset);
+  });
+}
+
+// The fused forward's first pass of step t: fire step t-1 (from h[t-1], with theta[t-1], writing
+// o[t-1]) and charge step t from the v[t-1] it leaves in a block-local array; then the block
+// sums of h[t]. At t = 0 (h_prev == nullptr) v[-1] = v_init, or 0 where v_init is nullptr. h_prev and h may be the same
+// array (h[t] then overwrites h[t-1]): v[t-1] is never stored, so a step reads h[t-1] and x[t]
+// and writes o[t-1] and h[t], 16 bytes per neuron instead of the 24 of charge_blocks +
+// fire_blocks (which also write and read v). Each value is made by the same formulas from the
+// same operands as in those two, so the bits are theirs.
+template <typename real, Charge C, Reset R>
+void fire_then_charge_blocks(int64_t N, const real* h_prev, const real* v_init, const real* x, real* o_prev, real* h,
+                             real theta_prev, real lam, real v_reset, double* block_sums, int num_threads) {
+  parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
+    const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
-    const real* SPIKEGRAD_RESTRICT hb = h + n0;
-    real* SPIKEGRAD_RESTRICT vb = v + n0;
-    real* SPIKEGRAD_RESTRICT ob = o + n0;
-    for (int64_t i = 0; i < nb; ++i) {
-      const real z = spike_argument<Scale::Absolute>(hb[i], theta);  // SPEC 3, absolute scale
-      const real s = heaviside(z);
-      ob[i] = output<Scale::Absolute>(s, theta);
-      vb[i] = reset<R>(hb[i], s, theta, v_reset);                     // SPEC 4
+    real v[kNeuronBlock];
+    if (h_prev == nullptr && v_init == nullptr) {
+      std::fill(v, v + nb, static_cast<real>(0));
+    } else if (h_prev == nullptr) {
+      std::copy(v_init + n0, v_init + n0 + nb, v);
+    } else {
+      fire_block<real, R>(nb, h_prev + n0, v, o_prev + n0, theta_prev, v_reset);
     }
+    charge_block<real, C>(nb, x + n0, v, h + n0, lam, v_reset);
+    block_sums[b] = block_sum(h + n0, nb);
   });
 }
 
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
-// The step functions: one timestep over all N neurons. The fused forward below is these three
-// in a loop; a data-parallel caller runs the same loop and all-reduces the block sums between
-// them (spikegrad.nn.ATGO(sync_stats=True)).
+// The step functions: one timestep over all N neurons. A data-parallel caller runs these three
+// in a loop and all-reduces the block sums between them (spikegrad.nn.ATGO(sync_stats=True));
+// the fused forward below makes the same values with the fire of step t-1 and the charge of
+// step t in one pass.
 // ---------------------------------------------------------------------------------------------
 
 // Charge: h[t] = charge(v[t-1], x[t]) for the N neurons. x_t, v, h: [N]. Writes h and
@@ -233,9 +270,19 @@ void adaptive_fire_step(Reset reset_kind, int64_t N, const same_t<real>* h, same
 // options: charge and reset are used; the scale must be absolute and smooth false (the spike is
 // H(h - theta)); the surrogate and detach_reset are the backward's.
 // x, output: [T, N]. membrane: [T, N] (receives h) or nullptr, then h_scratch: [N] holds h[t].
-// v_last: [N], receives v[T-1] (it holds v[t] during the loop). threshold, sg_param: [T], the
-// theta[t] and k_t used. mean, std_dev: [T] doubles. workspace: adaptive_workspace_size(N) doubles.
+// v_last: [N], receives v[T-1]. threshold, sg_param: [T], the theta[t] and k_t used. mean,
+// std_dev: [T] doubles. workspace: adaptive_workspace_size(N) doubles.
 // The same bits for any num_threads (<= 0: OpenMP's default).
+//
+// Two passes over [N] per step, then one more at the end. theta[t] needs the float64 mean and
+// std of all of h[t] (two reductions, pyref/adaptive.py's two-pass order), so a step cannot be
+// fused over T; but the fire of step t-1 and the charge of step t can share a pass:
+//   pass 1 of step t: fire t-1 (o[t-1], v[t-1]) -> charge t (h[t]) -> block sums of h[t]
+//   pass 2 of step t: block sums of (h[t] - mean[t])^2
+//   after step T-1:   fire T-1 (o[T-1], v_last)
+// v is never stored between passes (it lives in a block-local array), and without the
+// membrane h[t] overwrites h[t-1] in h_scratch. Per neuron and step: read h, x and h again,
+// write o and h: 20 bytes in float32 (24 with the membrane, which is then written apart).
 template <typename real>
 void adaptive_forward_cpu(const NeuronOptions& options, const AdaptiveParams<real>& P, const same_t<real>* x,
                           same_t<real>* output, same_t<real>* membrane, same_t<real>* v_last,
@@ -252,19 +299,30 @@ void adaptive_forward_cpu(const NeuronOptions& options, const AdaptiveParams<rea
     throw std::invalid_argument("adaptive_forward_cpu: a required buffer is null");
   }
   const int64_t T = P.T, N = P.N, num_blocks = neuron_num_blocks(N);
-  std::copy(P.v_init, P.v_init + N, v_last);
-  for (int64_t t = 0; t < T; ++t) {
-    real* h = membrane != nullptr ? membrane + t * N : h_scratch;
-    adaptive_charge_step<real>(options.charge, N, x + t * N, v_last, h, P.decay, P.v_reset, workspace, num_threads);
-    mean[t] = layer_mean(combine_block_sums(workspace, num_blocks), N);
-    adaptive_deviation_step<real>(N, h, mean[t], workspace, num_threads);
-    std_dev[t] = layer_std(combine_block_sums(workspace, num_blocks), N);
-    const AdaptiveStepValues<real> step = adaptive_step_values(P, mean[t], std_dev[t]);  // Eq. 5, 7
-    check_adaptive_step(P, step, mean[t], std_dev[t], t);
-    threshold[t] = step.threshold;
-    sg_param[t] = step.width;
-    adaptive_fire_step<real>(options.reset, N, h, v_last, output + t * N, step.threshold, P.v_reset, num_threads);
-  }
+  auto h_row = [&](int64_t t) -> real* { return membrane != nullptr ? membrane + t * N : h_scratch; };
+  dispatch_charge(options.charge, [&](auto charge_c) {
+    dispatch_reset(options.reset, [&](auto reset_c) {
+      constexpr Charge C = decltype(charge_c)::value;
+      constexpr Reset R = decltype(reset_c)::value;
+      for (int64_t t = 0; t < T; ++t) {
+        const real* h_prev = t == 0 ? nullptr : h_row(t - 1);
+        real* o_prev = t == 0 ? nullptr : output + (t - 1) * N;
+        const real theta_prev = t == 0 ? real(0) : threshold[t - 1];
+        real* h = h_row(t);
+        detail::fire_then_charge_blocks<real, C, R>(N, h_prev, P.v_init, x + t * N, o_prev, h, theta_prev, P.decay,
+                                                    P.v_reset, workspace, num_threads);
+        mean[t] = layer_mean(combine_block_sums(workspace, num_blocks), N);
+        adaptive_deviation_step<real>(N, h, mean[t], workspace, num_threads);
+        std_dev[t] = layer_std(combine_block_sums(workspace, num_blocks), N);
+        const AdaptiveStepValues<real> step = adaptive_step_values(P, mean[t], std_dev[t]);  // Eq. 5, 7
+        check_adaptive_step(P, step, mean[t], std_dev[t], t);
+        threshold[t] = step.threshold;
+        sg_param[t] = step.width;
+      }
+      detail::fire_blocks<real, R>(N, h_row(T - 1), v_last, output + (T - 1) * N, threshold[T - 1], P.v_reset,
+                                   num_threads);
+    });
+  });
 }
 
 }  // namespace spikegrad

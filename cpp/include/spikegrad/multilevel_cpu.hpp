@@ -170,6 +170,182 @@ inline void level_surrogates(int64_t n, const real* SPIKEGRAD_RESTRICT h, real* 
   }
 }
 
+// Eq. 10: v = h - n_p theta_P + n_n theta_N, in pyref/multilevel.py's order.
+template <typename real>
+inline real multilevel_reset(real h, real n_p, real n_n, const MultilevelParams<real>& P) {
+  return (h - n_p * P.theta_p) + n_n * P.theta_n;
+}
+
+// What one neuron's reverse step gives (pyref.multilevel.backward's expressions): dL/dh (which
+// is dL/dx, dh/dx = 1), and the contributions to dL/da[t], dL/dlam, and dL/dv[t-1].
+template <typename real>
+struct MultilevelGradients {
+  real g_h, c_a, c_lam, g_v;
+};
+
+// sp, sn: the summed level surrogates of each sign at h; a_p, a_n: their summed dF_a/da.
+template <typename real, bool Detach>
+inline MultilevelGradients<real> multilevel_gradients(real v_prev, real g_out, real g_mem, real gv, real sp, real sn,
+                                                      real a_p, real a_n, const MultilevelParams<real>& P) {
+  const real one = static_cast<real>(1);
+  const real do_dh = sp + sn;
+  real dv_dh = one;
+  real c_a;
+  if constexpr (Detach) {
+    c_a = g_out * (a_p + a_n);
+  } else {
+    dv_dh = (one - P.theta_p * sp) - P.theta_n * sn;
+    c_a = (g_out - P.theta_p * gv) * a_p + (g_out - P.theta_n * gv) * a_n;
+  }
+  const real g_h = (g_mem + gv * dv_dh) + g_out * do_dh;
+  return {g_h, c_a, g_h * v_prev /* dh/dlam = v_prev */, g_h * P.decay /* dh/dv_prev = lam */};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The seed's K = 2 levels per sign, known at compile time: one loop over the block per step,
+// the levels unrolled inside it, every per-level sum in registers. The runtime-K loops above
+// keep each sum in a block array and pass over it once per level (and the fills): for K = 2
+// the recomputed forward and the reverse step made about 15 passes over L1 arrays per step.
+// Each neuron adds the same terms in the same order k = 1, 2, ... from 0, so the bits are the
+// same as theirs and the reference's.
+// ---------------------------------------------------------------------------------------------
+
+// The fixed-K loops do enough arithmetic per element (four TSG triangles and their a-derivatives
+// in the reverse step) to be compute-bound on two cores: where the build targets AVX-512, GCC is
+// asked for 512-bit vectors in them (its default for -march=native is 256). They are kept out of
+// line (one call per block and step), else the preference is lost in the caller. Lane-wise IEEE
+// operations round alike at any width and no FMA is contracted, so the bits do not change.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__) && !defined(__CUDACC__)
+#define SPIKEGRAD_WIDE_VECTORS __attribute__((target("prefer-vector-width=512"), noinline))
+#else
+#define SPIKEGRAD_WIDE_VECTORS
+#endif
+
+// The levels' values k theta in the working precision (formulas.hpp level()), k = 1..K.
+template <typename real, int K>
+struct FixedLevels {
+  real p[K], n[K];
+};
+
+template <typename real, int K>
+inline FixedLevels<real, K> fixed_levels(const MultilevelParams<real>& P) {
+  FixedLevels<real, K> L{};
+  for (int k = 1; k <= K; ++k) {
+    L.p[k - 1] = level(k, P.theta_p);
+    L.n[k - 1] = level(k, P.theta_n);
+  }
+  return L;
+}
+
+// One neuron's counts of Eqs. 12-13 (or in smooth mode the primitives), as level_counts.
+template <typename real, LevelSurrogate G, bool Smooth, int K>
+inline void counts_at(real h, const FixedLevels<real, K>& L, real a, [[maybe_unused]] const SpanBounds<real>& span,
+                      real& n_p, real& n_n) {
+  const real one = static_cast<real>(1);
+  if constexpr (Smooth && G == LevelSurrogate::Span) {
+    n_p = a * span_ramp(h, span.lower_p, span.upper_p);
+    n_n = a * ((span.upper_n - span.lower_n) - span_ramp(h, span.lower_n, span.upper_n));
+    return;
+  }
+  real count_p = static_cast<real>(0), count_n = static_cast<real>(0);
+  for (int k = 0; k < K; ++k) {
+    if constexpr (Smooth) {
+      count_p = count_p + tsg_primitive(h - L.p[k], a);
+    } else {
+      count_p = count_p + above_level(h, L.p[k]);  // Eq. 12
+    }
+  }
+  for (int k = 0; k < K; ++k) {
+    if constexpr (Smooth) {
+      count_n = count_n + (one - tsg_primitive(h + L.n[k], a));
+    } else {
+      count_n = count_n + below_level(h, -L.n[k]);  // Eq. 13
+    }
+  }
+  n_p = count_p;
+  n_n = count_n;
+}
+
+// One neuron's level surrogates and dF_a/da sums, as level_surrogates.
+template <typename real, LevelSurrogate G, int K>
+inline void surrogates_at(real h, const FixedLevels<real, K>& L, real a, const SpanBounds<real>& span, real& sp,
+                          real& sn, real& a_p, real& a_n) {
+  const real zero = static_cast<real>(0);
+  if constexpr (G == LevelSurrogate::Span) {
+    sp = span_window(h, span.lower_p, span.upper_p, a);
+    sn = span_window(h, span.lower_n, span.upper_n, a);
+    a_p = zero;
+    a_n = zero;
+  } else {
+    sp = zero, sn = zero, a_p = zero, a_n = zero;
+    for (int k = 0; k < K; ++k) {
+      const real d = h - L.p[k];
+      sp = sp + tsg_derivative(d, a);  // Eq. 15
+      a_p = a_p + tsg_a_derivative(d, a);
+    }
+    for (int k = 0; k < K; ++k) {
+      const real d = h + L.n[k];
+      sn = sn + tsg_derivative(d, a);  // Eq. 16
+      a_n = a_n + tsg_a_derivative(d, a);
+    }
+  }
+}
+
+// Forward step with fixed K. v: in v[t-1], out v[t]; o: o[t]; h_out: h[t] (or a local sink).
+template <typename real, LevelSurrogate G, bool Smooth, int K>
+SPIKEGRAD_WIDE_VECTORS inline void multilevel_step_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+                                  real* SPIKEGRAD_RESTRICT o, real* SPIKEGRAD_RESTRICT h_out,
+                                  const MultilevelParams<real>& P, const FixedLevels<real, K>& L, real a,
+                                  const SpanBounds<real>& span) {
+  const real lam = P.decay;
+  for (int64_t i = 0; i < n; ++i) {
+    const real h = charge<Charge::Mul>(v[i], x[i], lam, static_cast<real>(0));  // SPEC 1
+    real n_p, n_n;
+    counts_at<real, G, Smooth, K>(h, L, a, span, n_p, n_n);                      // Eqs. 12-13
+    v[i] = multilevel_reset(h, n_p, n_n, P);                                     // Eq. 10
+    o[i] = n_p - n_n;                                                            // Eq. 11
+    h_out[i] = h;
+  }
+}
+
+// The backward's recomputation with fixed K: keeps v[t-1] in v_prev_out.
+template <typename real, LevelSurrogate G, bool Smooth, int K>
+SPIKEGRAD_WIDE_VECTORS inline void multilevel_recompute_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+                                       real* SPIKEGRAD_RESTRICT v_prev_out, const MultilevelParams<real>& P,
+                                       const FixedLevels<real, K>& L, real a, const SpanBounds<real>& span) {
+  const real lam = P.decay;
+  for (int64_t i = 0; i < n; ++i) {
+    v_prev_out[i] = v[i];
+    const real h = charge<Charge::Mul>(v[i], x[i], lam, static_cast<real>(0));
+    real n_p, n_n;
+    counts_at<real, G, Smooth, K>(h, L, a, span, n_p, n_n);
+    v[i] = multilevel_reset(h, n_p, n_n, P);
+  }
+}
+
+// Reverse step with fixed K; the arguments as multilevel_backward_step's.
+template <typename real, LevelSurrogate G, bool Detach, int K>
+SPIKEGRAD_WIDE_VECTORS inline void multilevel_backward_step_fixed(int64_t n, const real* SPIKEGRAD_RESTRICT x,
+                                           real* SPIKEGRAD_RESTRICT scratch, const real* SPIKEGRAD_RESTRICT g_out,
+                                           const real* SPIKEGRAD_RESTRICT g_mem, real* SPIKEGRAD_RESTRICT g_v,
+                                           real* SPIKEGRAD_RESTRICT c_a, real* SPIKEGRAD_RESTRICT c_lam,
+                                           const MultilevelParams<real>& P, const FixedLevels<real, K>& L, real a,
+                                           const SpanBounds<real>& span) {
+  const real lam = P.decay;
+  for (int64_t i = 0; i < n; ++i) {
+    const real v_prev = scratch[i];
+    const real h = charge<Charge::Mul>(v_prev, x[i], lam, static_cast<real>(0));
+    real sp, sn, a_p, a_n;
+    surrogates_at<real, G, K>(h, L, a, span, sp, sn, a_p, a_n);
+    const MultilevelGradients<real> g =
+        multilevel_gradients<real, Detach>(v_prev, g_out[i], g_mem[i], g_v[i], sp, sn, a_p, a_n, P);
+    scratch[i] = g.g_h;
+    c_a[i] = g.c_a;
+    c_lam[i] = g.c_lam;
+    g_v[i] = g.g_v;
+  }
+}
+
 // One forward step of a block: charge -> counts -> output -> reset (pyref/multilevel.py's order).
 // v: in v[t-1], out v[t]. o: o[t] or nullptr; h_out: h[t] or nullptr; v_prev_out: v[t-1] or nullptr.
 template <typename real, LevelSurrogate G, bool Smooth>
@@ -181,7 +357,7 @@ inline void multilevel_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* S
   if (v_prev_out != nullptr) std::copy(v, v + n, v_prev_out);
   for (int64_t i = 0; i < n; ++i) h[i] = charge<Charge::Mul>(v[i], x[i], P.decay, static_cast<real>(0));  // SPEC 1
   level_counts<real, G, Smooth>(n, h, n_p, n_n, P, a, span);                      // Eqs. 12-13
-  for (int64_t i = 0; i < n; ++i) v[i] = (h[i] - n_p[i] * P.theta_p) + n_n[i] * P.theta_n;  // Eq. 10
+  for (int64_t i = 0; i < n; ++i) v[i] = multilevel_reset(h[i], n_p[i], n_n[i], P);  // Eq. 10
   if (o != nullptr) {
     for (int64_t i = 0; i < n; ++i) o[i] = n_p[i] - n_n[i];                          // Eq. 11
   }
@@ -197,65 +373,83 @@ inline void multilevel_backward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x
                                      real* SPIKEGRAD_RESTRICT g_v, real* SPIKEGRAD_RESTRICT c_a,
                                      real* SPIKEGRAD_RESTRICT c_lam, const MultilevelParams<real>& P, real a,
                                      const SpanBounds<real>& span) {
-  const real one = static_cast<real>(1);
   real h[kNeuronBlock], sp[kNeuronBlock], sn[kNeuronBlock], a_p[kNeuronBlock], a_n[kNeuronBlock];
   for (int64_t i = 0; i < n; ++i) h[i] = charge<Charge::Mul>(scratch[i], x[i], P.decay, static_cast<real>(0));
   level_surrogates<real, G>(n, h, sp, sn, a_p, a_n, P, a, span);
   for (int64_t i = 0; i < n; ++i) {
     const real v_prev = scratch[i];
-    const real gv = g_v[i];
-    const real do_dh = sp[i] + sn[i];
-    real dv_dh = one;
-    if constexpr (Detach) {
-      c_a[i] = g_out[i] * (a_p[i] + a_n[i]);
-    } else {
-      dv_dh = (one - P.theta_p * sp[i]) - P.theta_n * sn[i];
-      c_a[i] = (g_out[i] - P.theta_p * gv) * a_p[i] + (g_out[i] - P.theta_n * gv) * a_n[i];
-    }
-    const real g_h = (g_mem[i] + gv * dv_dh) + g_out[i] * do_dh;
-    scratch[i] = g_h;         // dh/dx = 1
-    c_lam[i] = g_h * v_prev;  // dh/dlam = v_prev
-    g_v[i] = g_h * P.decay;   // dh/dv_prev = lam
+    const MultilevelGradients<real> g =
+        multilevel_gradients<real, Detach>(v_prev, g_out[i], g_mem[i], g_v[i], sp[i], sn[i], a_p[i], a_n[i], P);
+    scratch[i] = g.g_h;
+    c_a[i] = g.c_a;
+    c_lam[i] = g.c_lam;
+    g_v[i] = g.g_v;
   }
 }
 
-template <typename real, LevelSurrogate G, bool Smooth>
+// K: the number of levels of each sign when it is the compile-time K of the fixed path
+// (k_p = k_n = K), or 0: the runtime-K loops.
+template <typename real, LevelSurrogate G, bool Smooth, int K>
 void multilevel_forward_kernel(const MultilevelParams<real>& P, const real* x, real* output, real* membrane,
                                real* v_last, int num_threads) {
   const int64_t T = P.T, N = P.N;
   const SpanBounds<real> span = span_bounds(P.theta_p, P.theta_n, P.k_p, P.k_n);
+  const FixedLevels<real, K == 0 ? 1 : K> levels = fixed_levels<real, K == 0 ? 1 : K>(P);
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
     real v[kNeuronBlock];
+    real h_sink[kNeuronBlock];  // h[t] of the block when the membrane is not wanted
     std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = t * N + n0;
-      multilevel_step<real, G, Smooth>(nb, x + row, v, output + row, membrane != nullptr ? membrane + row : nullptr,
-                                       nullptr, P, P.a[t], span);
+      if constexpr (K == 0) {
+        multilevel_step<real, G, Smooth>(nb, x + row, v, output + row,
+                                         membrane != nullptr ? membrane + row : nullptr, nullptr, P, P.a[t], span);
+      } else {
+        multilevel_step_fixed<real, G, Smooth, K>(nb, x + row, v, output + row,
+                                                  membrane != nullptr ? membrane + row : h_sink, P, levels, P.a[t],
+                                                  span);
+      }
     }
     std::copy(v, v + nb, v_last + n0);
   });
 }
 
-template <typename real, LevelSurrogate G, bool Smooth>
+// want_decay, want_a: whether dL/dlam and dL/da[t] are wanted; their float64 block sums (a
+// third of the step's work with TSG) are skipped otherwise.
+template <typename real, LevelSurrogate G, bool Smooth, int K>
 void multilevel_backward_kernel(const MultilevelParams<real>& P, bool detach_reset, const real* x,
                                 const real* grad_output, const real* grad_membrane, const real* grad_v_last,
-                                real* grad_x, real* grad_v_init, double* workspace, int num_threads) {
+                                real* grad_x, real* grad_v_init, bool want_decay, bool want_a, double* workspace,
+                                int num_threads) {
   const int64_t T = P.T, N = P.N;
   const int64_t stride = T + 1;
   const SpanBounds<real> span = span_bounds(P.theta_p, P.theta_n, P.k_p, P.k_n);
+  const FixedLevels<real, K == 0 ? 1 : K> levels = fixed_levels<real, K == 0 ? 1 : K>(P);
+  // Where v[t-1] waits between the recomputed forward and the reverse step, as in
+  // neuron_backward_kernel: a block-local array when the T rows fit (grad_x is then only
+  // written, 12 bytes per element and step in float32), else grad_x itself (16).
+  const bool local_scratch = T <= kLocalScratchRows<real>;
   parallel_for_blocks(neuron_num_blocks(N), num_threads, [&](int64_t b) {
     const int64_t n0 = b * kNeuronBlock;
     const int64_t nb = std::min(kNeuronBlock, N - n0);
     real v[kNeuronBlock], g_v[kNeuronBlock], zeros[kNeuronBlock], c_a[kNeuronBlock], c_lam[kNeuronBlock];
+    real v_prev_rows[kLocalScratchRows<real> * kNeuronBlock];
     std::fill(zeros, zeros + nb, static_cast<real>(0));
+    auto scratch_row = [&](int64_t t) {
+      return local_scratch ? v_prev_rows + t * kNeuronBlock : grad_x + t * N + n0;
+    };
 
-    // forward again, keeping v[t-1] in grad_x[t]
+    // forward again, keeping v[t-1] in the scratch row t
     std::copy(P.v_init + n0, P.v_init + n0 + nb, v);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = t * N + n0;
-      multilevel_step<real, G, Smooth>(nb, x + row, v, nullptr, nullptr, grad_x + row, P, P.a[t], span);
+      if constexpr (K == 0) {
+        multilevel_step<real, G, Smooth>(nb, x + row, v, nullptr, nullptr, scratch_row(t), P, P.a[t], span);
+      } else {
+        multilevel_recompute_fixed<real, G, Smooth, K>(nb, x + row, v, scratch_row(t), P, levels, P.a[t], span);
+      }
     }
 
     if (grad_v_last != nullptr) {
@@ -269,19 +463,43 @@ void multilevel_backward_kernel(const MultilevelParams<real>& P, bool detach_res
       const int64_t row = t * N + n0;
       const real* g_out = grad_output != nullptr ? grad_output + row : zeros;
       const real* g_mem = grad_membrane != nullptr ? grad_membrane + row : zeros;
-      if (detach_reset) {
-        multilevel_backward_step<real, G, true>(nb, x + row, grad_x + row, g_out, g_mem, g_v, c_a, c_lam, P, P.a[t],
-                                                span);
+      real* scratch = scratch_row(t);  // in v[t-1], out dL/dx[t]
+      if constexpr (K == 0) {
+        if (detach_reset) {
+          multilevel_backward_step<real, G, true>(nb, x + row, scratch, g_out, g_mem, g_v, c_a, c_lam, P, P.a[t],
+                                                  span);
+        } else {
+          multilevel_backward_step<real, G, false>(nb, x + row, scratch, g_out, g_mem, g_v, c_a, c_lam, P, P.a[t],
+                                                   span);
+        }
+      } else if (detach_reset) {
+        multilevel_backward_step_fixed<real, G, true, K>(nb, x + row, scratch, g_out, g_mem, g_v, c_a, c_lam, P,
+                                                         levels, P.a[t], span);
       } else {
-        multilevel_backward_step<real, G, false>(nb, x + row, grad_x + row, g_out, g_mem, g_v, c_a, c_lam, P, P.a[t],
-                                                 span);
+        multilevel_backward_step_fixed<real, G, false, K>(nb, x + row, scratch, g_out, g_mem, g_v, c_a, c_lam, P,
+                                                          levels, P.a[t], span);
       }
-      ws[1 + t] = block_sum(c_a, nb);
-      decay_sum += block_sum(c_lam, nb);
+      if (local_scratch) std::copy(scratch, scratch + nb, grad_x + row);
+      if (want_a) ws[1 + t] = block_sum(c_a, nb);
+      if (want_decay) decay_sum += block_sum(c_lam, nb);
     }
     ws[0] = decay_sum;
     std::copy(g_v, g_v + nb, grad_v_init + n0);
   });
+}
+
+// The compiled level count of the fixed path: the seed's K = 2 of each sign.
+inline constexpr int kFixedLevels = 2;
+
+// f(levels) with std::integral_constant<int, kFixedLevels> when k_p = k_n = kFixedLevels, else
+// std::integral_constant<int, 0> (the runtime-K loops).
+template <typename real, typename F>
+void dispatch_levels(const MultilevelParams<real>& P, F&& f) {
+  if (P.k_p == kFixedLevels && P.k_n == kFixedLevels) {
+    f(std::integral_constant<int, kFixedLevels>{});
+  } else {
+    f(std::integral_constant<int, 0>{});
+  }
 }
 
 template <typename F>
@@ -312,13 +530,18 @@ void multilevel_forward_cpu(const MultilevelOptions& options, const MultilevelPa
     constexpr bool smooth = decltype(smooth_c)::value;
     // outside smooth mode the forward never looks at the surrogate: share one variant
     constexpr LevelSurrogate shape = smooth ? decltype(surrogate_c)::value : LevelSurrogate::Span;
-    detail::multilevel_forward_kernel<real, shape, smooth>(params, x, output, membrane, v_last, num_threads);
+    detail::dispatch_levels(params, [&](auto levels_c) {
+      detail::multilevel_forward_kernel<real, shape, smooth, decltype(levels_c)::value>(params, x, output, membrane,
+                                                                                        v_last, num_threads);
+    });
   });
 }
 
 // grad_output, grad_membrane: [T, N] or nullptr (zero). grad_v_last: [N] or nullptr (zero).
-// grad_x: [T, N], also the scratch of the recomputed forward. grad_v_init: [N].
-// grad_decay: 1 double; grad_a: [T] doubles; workspace: multilevel_backward_workspace_size(T, N).
+// grad_x: [T, N] (for T > 32 in float32, 16 in float64, also the scratch of the recomputed
+// forward). grad_v_init: [N]. grad_decay: 1 double, grad_a: [T] doubles, each nullptr when that
+// gradient is not wanted (its float64 sums are then skipped). workspace:
+// multilevel_backward_workspace_size(T, N) doubles.
 template <typename real>
 void multilevel_backward_cpu(const MultilevelOptions& options, const MultilevelParams<real>& params,
                              const same_t<real>* x, const same_t<real>* grad_output,
@@ -326,26 +549,29 @@ void multilevel_backward_cpu(const MultilevelOptions& options, const MultilevelP
                              same_t<real>* grad_x, same_t<real>* grad_v_init, double* grad_decay, double* grad_a,
                              double* workspace, int num_threads = 0) {
   validate_multilevel_params(params);
-  if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
-  if (grad_a == nullptr) throw std::invalid_argument("grad_a must not be null");
   const int64_t T = params.T, N = params.N;
-  *grad_decay = 0;
-  std::fill(grad_a, grad_a + T, 0.0);
+  if (grad_decay != nullptr) *grad_decay = 0;
+  if (grad_a != nullptr) std::fill(grad_a, grad_a + T, 0.0);
   if (N == 0) return;
   if (x == nullptr) throw std::invalid_argument("x must not be null");
   if (grad_x == nullptr) throw std::invalid_argument("grad_x must not be null");
   if (grad_v_init == nullptr) throw std::invalid_argument("grad_v_init must not be null");
   if (workspace == nullptr) throw std::invalid_argument("workspace must not be null");
   detail::dispatch_multilevel(options, [&](auto surrogate_c, auto smooth_c) {
-    detail::multilevel_backward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value>(
-        params, options.detach_reset, x, grad_output, grad_membrane, grad_v_last, grad_x, grad_v_init, workspace,
-        num_threads);
+    detail::dispatch_levels(params, [&](auto levels_c) {
+      detail::multilevel_backward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value,
+                                         decltype(levels_c)::value>(
+          params, options.detach_reset, x, grad_output, grad_membrane, grad_v_last, grad_x, grad_v_init,
+          grad_decay != nullptr, grad_a != nullptr, workspace, num_threads);
+    });
   });
   // the per-block partial sums, added in block order
   for (int64_t b = 0; b < neuron_num_blocks(N); ++b) {
     const double* ws = workspace + b * (T + 1);
-    *grad_decay += ws[0];
-    for (int64_t t = 0; t < T; ++t) grad_a[t] += ws[1 + t];
+    if (grad_decay != nullptr) *grad_decay += ws[0];
+    if (grad_a != nullptr) {
+      for (int64_t t = 0; t < T; ++t) grad_a[t] += ws[1 + t];
+    }
   }
 }
 

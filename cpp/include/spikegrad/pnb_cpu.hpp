@@ -93,4 +93,54 @@ void pnb_partial_sums_cpu(const same_t<real>* h, int64_t count, real theta_p, re
   }
 }
 
+// The partial sums' backward, dL/dh from dL/d(sums) (pyref/pnb.py sums_backward): for h in the
+// region of level value c (k theta_P or -k theta_N), w = exp(-|c - h|), dw/dh = w sign(c - h),
+// d(h w)/dh = w + h dw/dh; the regions' terms are added from 0 in the order k = 1..K, R+ before
+// R-, in float64, and the result is rounded once to h's dtype. Region membership carries no
+// gradient. One pass over h, one exp per element at most (the regions are disjoint).
+// h, grad_h: [count]. grad_sums: [K][2][2] doubles, as pnb_partial_sums_cpu's sums.
+template <typename real>
+void pnb_partial_sums_backward_cpu(const same_t<real>* h, int64_t count, real theta_p, real theta_n, int K,
+                                   const double* grad_sums, same_t<real>* grad_h, int num_threads = 0) {
+  if (K < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(K));
+  if (!(std::isfinite(theta_p) && theta_p > 0)) {
+    throw std::invalid_argument("theta_p must be a finite magnitude > 0, got " +
+                                detail::number_string(static_cast<double>(theta_p)));
+  }
+  if (!(std::isfinite(theta_n) && theta_n > 0)) {
+    throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
+                                detail::number_string(static_cast<double>(theta_n)));
+  }
+  if (count < 0) throw std::invalid_argument("count must be >= 0");
+  if (count == 0) return;
+  if (h == nullptr || grad_sums == nullptr || grad_h == nullptr) {
+    throw std::invalid_argument("pnb_partial_sums_backward_cpu: a required buffer is null");
+  }
+  // dL/dh of one region's element: g_w dw/dh + g_hw d(h w)/dh
+  const auto region_gradient = [](double h64, double level_value, const double* g) {
+    const double d = level_value - h64;
+    const double w = std::exp(-std::fabs(d));
+    const double dw = w * static_cast<double>((d > 0) - (d < 0));  // sign(0) = 0
+    return g[0] * dw + g[1] * (w + h64 * dw);
+  };
+  detail::parallel_for_blocks(pnb_num_blocks(count), num_threads, [&](int64_t b) {
+    const int64_t i0 = b * kPnbBlock;
+    const int64_t nb = std::min(kPnbBlock, count - i0);
+    for (int64_t i = i0; i < i0 + nb; ++i) {
+      const real hi = h[i];
+      const double h64 = static_cast<double>(hi);
+      double grad = 0.0;
+      for (int k = 1; k <= K; ++k) {
+        // the bounds in the working precision, as pnb_block_sums
+        const real top_p = level(k, theta_p), bottom_p = level(k - 1, theta_p);
+        const real top_n = -level(k, theta_n), bottom_n = -level(k - 1, theta_n);
+        const double* g = grad_sums + (k - 1) * 4;
+        if (bottom_p < hi && hi <= top_p) grad = grad + region_gradient(h64, static_cast<double>(top_p), g);
+        if (top_n <= hi && hi < bottom_n) grad = grad + region_gradient(h64, static_cast<double>(top_n), g + 2);
+      }
+      grad_h[i] = static_cast<real>(grad);
+    }
+  });
+}
+
 }  // namespace spikegrad
