@@ -88,13 +88,14 @@ def _backward(ctx, grad_output, grad_membrane, grad_v_last, *_detached):
     x, decay, v_init, threshold, sg_param = ctx.saved_tensors
     if grad_membrane is not None and grad_membrane.numel() == 0:
         grad_membrane = None  # return_membrane=False: the [0] placeholder
-    zero_start = v_init is None
-    if zero_start:  # the neuron backward reads v[-1]
-        v_init = x.new_zeros((x.shape[1],))
+    # theta[t] and k_t are detached statistics: the float64 parameter sums are wanted only
+    # for a learnable decay (v_init None: the kernel starts from zeros)
+    need_decay = ctx.needs_input_grad[1]
     grad_x, grad_v_init, grad_decay, _, _ = torch.ops.spikegrad.neuron_backward(
         x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
-        **ctx.options)
-    return (grad_x, grad_decay, None if zero_start else grad_v_init) + (None,) * 11
+        **ctx.options, param_grads=need_decay)
+    return (grad_x, grad_decay if need_decay else None,
+            None if v_init is None else grad_v_init) + (None,) * 11
 
 
 torch.library.register_autograd("spikegrad::adaptive_forward", _backward,
