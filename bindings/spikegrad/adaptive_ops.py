@@ -21,6 +21,7 @@ from torch import Tensor
 
 from . import _core
 from . import ops  # noqa: F401  (registers spikegrad::neuron_backward)
+from ._cuda_ops import register_adaptive_kernel
 from .ref import adaptive as ref_adaptive
 
 __all__ = ["adaptive_forward", "synced_adaptive_statistics"]
@@ -41,7 +42,7 @@ def adaptive_forward(x: Tensor, decay: Tensor, v_init: Tensor, v_reset: float, c
     del detach_reset  # only the backward uses it
     if x.device.type != "cpu":
         raise NotImplementedError(f"spikegrad.nn.ATGO has no kernel for device "
-                                  f"{x.device.type!r} yet; only CPU tensors are supported")
+                                  f"{x.device.type!r}; CPU and CUDA tensors are supported")
     T, N = x.shape
     output = torch.empty((T, N), dtype=x.dtype)
     membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
@@ -91,6 +92,7 @@ def _backward(ctx, grad_output, grad_membrane, grad_v_last, *_detached):
 
 torch.library.register_autograd("spikegrad::adaptive_forward", _backward,
                                 setup_context=_setup_context)
+register_adaptive_kernel(adaptive_forward)  # CUDA (_cuda_ops.py)
 
 
 # ---------------------------------------------------------------------------------------

@@ -185,12 +185,13 @@ inline void stream_fence() {
 
 // ---------------------------------------------------------------------------------------------
 // One timestep of one block of n neurons. The restrict-qualified arguments let the loops
-// vectorize; each calls the formulas of formulas.hpp in pyref/neuron.py's order.
+// vectorize; each calls the formulas of formulas.hpp in pyref/neuron.py's order. The CUDA
+// kernels (cpp/cuda/) call these same steps with n = 1, one neuron per thread.
 // ---------------------------------------------------------------------------------------------
 
 // forward: charge -> fire -> output -> reset. v: [n] in v[t-1], out v[t]; h_out receives h[t].
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
-inline void forward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+SPIKEGRAD_HD inline void forward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
                          real* SPIKEGRAD_RESTRICT o, real* SPIKEGRAD_RESTRICT h_out, real lam, real v_reset,
                          real theta, real p) {
   for (int64_t i = 0; i < n; ++i) {
@@ -206,7 +207,7 @@ inline void forward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIK
 // The backward's recomputation of the forward: stores v[t-1] (not h) so that the reverse step
 // can rebuild h, z and s from it and x[t] alone, the same bits as the forward made.
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
-inline void recompute_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
+SPIKEGRAD_HD inline void recompute_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT v,
                            real* SPIKEGRAD_RESTRICT v_prev_out, real lam, real v_reset, real theta, real p) {
   for (int64_t i = 0; i < n; ++i) {
     v_prev_out[i] = v[i];
@@ -223,7 +224,7 @@ inline void recompute_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SP
 // Detach (detach_reset) is a template parameter of this loop only, chosen once per step by the
 // kernel: a select on a run-time bool inside the loop would keep it from vectorizing.
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth, bool Detach>
-inline void backward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT scratch,
+SPIKEGRAD_HD inline void backward_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* SPIKEGRAD_RESTRICT scratch,
                           const real* SPIKEGRAD_RESTRICT g_out, const real* SPIKEGRAD_RESTRICT g_mem,
                           real* SPIKEGRAD_RESTRICT g_v, real* SPIKEGRAD_RESTRICT c_theta,
                           real* SPIKEGRAD_RESTRICT c_p, real* SPIKEGRAD_RESTRICT c_lam, real lam, real v_reset,
