@@ -111,3 +111,10 @@ def test_launchers_check_arguments_before_touching_the_device():
     # [2T + 1] float64 rows per 256 neurons, then the checkpoints of chunks 1 .. last - 1
     assert cuda.neuron_backward_workspace_bytes("float32", 8, 2**24) == 8 * 17 * 2**16
     assert cuda.neuron_backward_workspace_bytes("bfloat16", 20, 256) == 8 * 41 + 4 * 256
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_bench_on_cuda_without_a_gpu_says_so(capsys):
+    from spikegrad import cli
+    assert cli.main(["bench", "--device", "cuda", "--no-progress", "--methods", "spikegrad"]) == 2
+    assert "no CUDA GPU is available" in capsys.readouterr().err

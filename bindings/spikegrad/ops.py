@@ -158,7 +158,7 @@ def _parameter(value, name, x, *, per_step=False, scale=None, positive=False):
     per_step allows it."""
     T = x.shape[0]
     if isinstance(value, Tensor):
-        _check_tensor(value, name, x)
+        value = _check_tensor(value, name, x)   # float16/bfloat16 x: cast to float32
         if value.dim() == 0:
             return value
         if per_step and value.shape == (T,):

@@ -134,9 +134,14 @@ struct Contiguous {
   __device__ double* operator()(int64_t j) const { return out + j; }
 };
 
+// The neuron backward's chunk: its x, grad_output and v[t-1] rows live in static shared memory
+// (at most 48 KiB a block): 8 steps of float, 4 of double.
+template <typename real>
+inline constexpr int kBackwardChunkSteps = sizeof(real) == 8 ? kChunkSteps / 2 : kChunkSteps;
+
 // The backward's checkpoints (the membrane at the start of every chunk but the first and last).
-inline std::size_t checkpoint_count(int64_t T, int64_t N) {
-  const int64_t num_chunks = (T + kChunkSteps - 1) / kChunkSteps;
+inline std::size_t checkpoint_count(int64_t T, int64_t N, int64_t chunk_steps = kChunkSteps) {
+  const int64_t num_chunks = (T + chunk_steps - 1) / chunk_steps;
   return num_chunks > 2 ? static_cast<std::size_t>(num_chunks - 2) * static_cast<std::size_t>(N) : 0;
 }
 

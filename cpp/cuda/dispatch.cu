@@ -39,7 +39,10 @@ void neuron_forward(const NeuronOptions& options, DType dtype, const NeuronDevic
 
 std::size_t neuron_backward_workspace_bytes(DType dtype, int64_t T, int64_t N) {
   if (T <= 0 || N <= 0) return 0;
-  return sizeof(double) * detail::partials_count(2 * T + 1, N) + state_size(dtype) * detail::checkpoint_count(T, N);
+  const int64_t chunk = dtype == DType::Float64 ? detail::kBackwardChunkSteps<double>
+                                                : detail::kBackwardChunkSteps<float>;
+  return sizeof(double) * detail::partials_count(2 * T + 1, N) +
+         state_size(dtype) * detail::checkpoint_count(T, N, chunk);
 }
 
 void neuron_backward(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& params, const void* x,

@@ -45,10 +45,10 @@ __global__ void __launch_bounds__(kBlockThreads)
   store(v_last, n, v, storage);
 }
 
-// The backward: forward again to the start of the last chunk (writing the membrane at each
-// chunk start but the first and last to `checkpoints`, [num_chunks - 2, N]), then per chunk in
-// reverse: recompute its v[t-1] from its start into shared memory, and run backward_step in
-// reverse. Per step the block sums c_theta and c_p in float64 (block_sum) into partials[1 + t]
+// The backward: forward again to the start of the last chunk of kBackwardChunkSteps steps
+// (writing the membrane at each chunk start but the first and last to `checkpoints`,
+// [num_chunks - 2, N]), then per chunk in reverse: load its x and grad_output rows, recompute
+// its v[t-1] from its start into shared memory, and run backward_step in reverse. Per step the block sums c_theta and c_p in float64 (block_sum) into partials[1 + t]
 // and partials[1 + T + t]; c_lam is summed per thread over t (from T - 1 down), then per block
 // into partials[0]. partials: [2T + 1, num_blocks]. Threads past N take part with zero
 // contributions. The chunk's rows live in shared memory (each thread its own column), not in
@@ -61,23 +61,25 @@ __global__ void __launch_bounds__(kBlockThreads)
                            const void* __restrict__ grad_v_last, void* __restrict__ grad_x,
                            real* __restrict__ grad_v_init, double* __restrict__ partials,
                            real* __restrict__ checkpoints) {
+  constexpr int kSteps = kBackwardChunkSteps<real>;
   __shared__ double shared[2 * kWarps];
-  __shared__ real chunk_x[kChunkSteps][kBlockThreads];
-  __shared__ real chunk_v_prev[kChunkSteps][kBlockThreads];
+  __shared__ real chunk_x[kSteps][kBlockThreads];
+  __shared__ real chunk_g_out[kSteps][kBlockThreads];
+  __shared__ real chunk_v_prev[kSteps][kBlockThreads];
   const int64_t N = P.N, T = P.T;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
   const int i = static_cast<int>(threadIdx.x);
   const bool active = n < N;
   const int64_t num_blocks = gridDim.x;
-  const int64_t num_chunks = (T + kChunkSteps - 1) / kChunkSteps;
+  const int64_t num_chunks = (T + kSteps - 1) / kSteps;
   const real zero = static_cast<real>(0);
 
   real v = active ? P.v_init[n] : zero;
   if (active) {
     for (int64_t c = 0; c + 1 < num_chunks; ++c) {
       if (c > 0) checkpoints[(c - 1) * N + n] = v;
-      for (int k = 0; k < kChunkSteps; ++k) {
-        const int64_t t = c * kChunkSteps + k;  // every step of a chunk before the last exists
+      for (int k = 0; k < kSteps; ++k) {
+        const int64_t t = c * kSteps + k;  // every step of a chunk before the last exists
         const real xv = load<real>(x, t * N + n, storage);
         real v_prev;
         spikegrad::detail::recompute_step<real, C, R, S, G, Smooth>(1, &xv, &v, &v_prev, P.decay, P.v_reset,
@@ -89,18 +91,27 @@ __global__ void __launch_bounds__(kBlockThreads)
   real g_v = (active && grad_v_last != nullptr) ? load<real>(grad_v_last, n, storage) : zero;
   double lam_sum = 0.0;
   for (int64_t c = num_chunks - 1; c >= 0; --c) {
-    const int64_t t0 = c * kChunkSteps;
-    const int steps = static_cast<int>(T - t0 < kChunkSteps ? T - t0 : kChunkSteps);
+    const int64_t t0 = c * kSteps;
+    const int steps = static_cast<int>(T - t0 < kSteps ? T - t0 : kSteps);
     if (c + 1 < num_chunks) v = !active ? zero : (c == 0 ? P.v_init[n] : checkpoints[(c - 1) * N + n]);
+    // the chunk's x and grad_output rows, loaded together (unrolled: independent loads in
+    // flight, which the bandwidth needs); the compute loops below need no unrolling
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) {
+      const int64_t t = t0 + k;
+      if (k < steps) {
+        chunk_x[k][i] = active ? load<real>(x, t * N + n, storage) : zero;
+        chunk_g_out[k][i] = (active && grad_output != nullptr) ? load<real>(grad_output, t * N + n, storage) : zero;
+      }
+    }
     for (int k = 0; k < steps; ++k) {
       const int64_t t = t0 + k;
-      chunk_x[k][i] = active ? load<real>(x, t * N + n, storage) : zero;
       spikegrad::detail::recompute_step<real, C, R, S, G, Smooth>(1, &chunk_x[k][i], &v, &chunk_v_prev[k][i],
                                                                   P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
     }
     for (int k = steps - 1; k >= 0; --k) {
       const int64_t t = t0 + k;
-      const real g_out = (active && grad_output != nullptr) ? load<real>(grad_output, t * N + n, storage) : zero;
+      const real g_out = chunk_g_out[k][i];
       const real g_mem = (active && grad_membrane != nullptr) ? load<real>(grad_membrane, t * N + n, storage) : zero;
       const real x_t = chunk_x[k][i];
       real scratch = chunk_v_prev[k][i];  // in v[t-1], out dL/dx[t]
@@ -228,6 +239,7 @@ void neuron_backward_typed(const NeuronOptions& options, DType dtype, const Neur
   const NeuronParams<real> P = device_params(checked, device);
   auto* partials = static_cast<double*>(workspace);
   auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(2 * T + 1, N));
+  static_assert(kBackwardChunkSteps<real> == (sizeof(real) == 8 ? 4 : 8), "workspace size (dispatch.cu)");
   const unsigned grid = grid_size(num_blocks(N), "neuron_backward");
   dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
     neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,

@@ -75,11 +75,12 @@ int main() {
                                nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
         }).find("N >= 2") != std::string::npos);
 
-  // workspace: [2T + 1] rows of one double per 256 neurons, then (T/8 - 2 rounded up) checkpoint rows
+  // workspace: [2T + 1] rows of one double per 256 neurons, then ceil(T / chunk) - 2 checkpoint
+  // rows (chunks of 8 steps, 4 for float64)
   CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float32, 8, 256) == 8 * 17);
   CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float32, 8, 257) == 8 * 17 * 2);
   CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float16, 24, 10) == 8 * 49 + 4 * 10);
-  CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float64, 24, 10) == 8 * 49 + 8 * 10);
+  CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float64, 24, 10) == 8 * 49 + 8 * 40);  // chunks of 4
   CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float64, 0, 10) == 0);
   CHECK(sc::multilevel_backward_workspace_bytes(sc::DType::Float32, 4, 300) == 8 * 5 * 2);
   CHECK(sc::state_size(sc::DType::BFloat16) == 4);

@@ -146,7 +146,7 @@ class ATGO(SpikingLayer):
                 membrane = membrane.reshape(x.shape) if self.record_diagnostics else None
             self._update_running_threshold(threshold)
         else:
-            threshold = self._evaluation_threshold(T, lam)
+            threshold = self._evaluation_threshold(T, lam).to(x.device)
             sg_param = torch.full((T,), self.width, dtype=x.dtype)
             result = ops.neuron(x, decay=lam, threshold=threshold, sg_param=self.width,
                                 return_membrane=self.record_diagnostics, **options)
