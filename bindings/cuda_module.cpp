@@ -2,6 +2,7 @@
 // torch ops (bindings/spikegrad/_cuda_ops.py). No PyTorch here: device pointers and the stream
 // (a cudaStream_t) arrive as integers, the caller owns every buffer. Compiled by the host
 // compiler; the kernels are in the static library spikegrad::cuda. Test: tests/test_cuda*.py.
+#include <spikegrad/adaptive_cpu.hpp>  // parse_threshold_mode, parse_tgo_driver
 #include <spikegrad/cuda.hpp>
 
 #include <pybind11/numpy.h>

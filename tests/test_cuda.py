@@ -19,7 +19,7 @@ import spikegrad  # noqa: E402
 from spikegrad import ref  # noqa: E402
 from spikegrad.testing import strategies as sgst  # noqa: E402
 from spikegrad.testing.compare import (  # noqa: E402
-    _eps, assert_bitwise_equal, assert_close, smooth_forward_magnitude, tolerance)
+    assert_bitwise_equal, assert_close, smooth_forward_magnitude, tolerance)
 
 from conftest import examples  # noqa: E402
 

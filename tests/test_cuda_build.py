@@ -118,3 +118,157 @@ def test_bench_on_cuda_without_a_gpu_says_so(capsys):
     from spikegrad import cli
     assert cli.main(["bench", "--device", "cuda", "--no-progress", "--methods", "spikegrad"]) == 2
     assert "no CUDA GPU is available" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# The ops' CUDA wrappers (_cuda_ops.py) without a GPU: a host stand-in for spikegrad._cuda
+# runs the CPU kernels on the very pointers the wrappers pass (CPU tensors here), so that the
+# argument order, the buffers, the pointer offsets of the float64 gradients and the assembly
+# of the results are checked against the CPU ops.
+# ---------------------------------------------------------------------------------------
+
+class _HostStandIn:
+    """spikegrad._cuda's signatures, implemented with spikegrad._core on host pointers."""
+
+    def __init__(self):
+        from spikegrad import _core
+        self.core = _core
+        self.streams = []
+
+    @staticmethod
+    def _array(address, count, dtype):
+        import ctypes
+        if count == 0 or address == 0:
+            return None if address == 0 else np.empty(0, dtype)
+        ctype = {"float32": ctypes.c_float, "float64": ctypes.c_double}[dtype]
+        return np.ctypeslib.as_array(ctypes.cast(address, ctypes.POINTER(ctype)), shape=(count,))
+
+    def neuron_forward(self, dtype, T, N, decay, v_reset, threshold, sg_param, v_init, x,
+                       output, membrane, v_last, *, charge, reset, scale, surrogate, smooth,
+                       stream):
+        self.streams.append(stream)
+        a = self._array
+        self.core.neuron_forward(
+            a(x, T * N, dtype).reshape(T, N), decay, a(threshold, T, dtype), v_reset,
+            a(sg_param, T, dtype), a(v_init, N, dtype), a(output, T * N, dtype).reshape(T, N),
+            None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
+            a(v_last, N, dtype), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+            smooth=smooth)
+
+    def neuron_backward_workspace_bytes(self, dtype, T, N):
+        return 8
+
+    def neuron_backward(self, dtype, T, N, decay, v_reset, threshold, sg_param, v_init, x,
+                        grad_output, grad_membrane, grad_v_last, grad_x, grad_v_init,
+                        grad_decay, grad_threshold, grad_sg_param, workspace, *, charge,
+                        reset, scale, surrogate, smooth, detach_reset, stream):
+        a = self._array
+
+        def rows(address):
+            return None if address == 0 else a(address, T * N, dtype).reshape(T, N)
+
+        g_decay, g_threshold, g_sg_param = self.core.neuron_backward(
+            rows(x), decay, a(threshold, T, dtype), v_reset, a(sg_param, T, dtype),
+            a(v_init, N, dtype), rows(grad_output), rows(grad_membrane),
+            None if grad_v_last == 0 else a(grad_v_last, N, dtype), rows(grad_x),
+            a(grad_v_init, N, dtype), charge=charge, reset=reset, scale=scale,
+            surrogate=surrogate, smooth=smooth, detach_reset=detach_reset)
+        a(grad_decay, 1, "float64")[:] = g_decay
+        a(grad_threshold, T, "float64")[:] = g_threshold
+        a(grad_sg_param, T, "float64")[:] = g_sg_param
+
+    def multilevel_forward(self, dtype, T, N, decay, theta_p, theta_n, k_p, k_n, a_ptr, v_init,
+                           x, output, membrane, v_last, *, surrogate, smooth, stream):
+        a = self._array
+        self.core.multilevel_forward(
+            a(x, T * N, dtype).reshape(T, N), decay, theta_p, theta_n, k_p, k_n,
+            a(a_ptr, T, dtype), a(v_init, N, dtype), a(output, T * N, dtype).reshape(T, N),
+            None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
+            a(v_last, N, dtype), surrogate=surrogate, smooth=smooth)
+
+    def multilevel_backward_workspace_bytes(self, dtype, T, N):
+        return 8
+
+    def multilevel_backward(self, dtype, T, N, decay, theta_p, theta_n, k_p, k_n, a_ptr,
+                            v_init, x, grad_output, grad_membrane, grad_v_last, grad_x,
+                            grad_v_init, grad_decay, grad_a, workspace, *, surrogate, smooth,
+                            detach_reset, stream):
+        a = self._array
+
+        def rows(address):
+            return None if address == 0 else a(address, T * N, dtype).reshape(T, N)
+
+        g_decay, g_a = self.core.multilevel_backward(
+            rows(x), decay, theta_p, theta_n, k_p, k_n, a(a_ptr, T, dtype), a(v_init, N, dtype),
+            rows(grad_output), rows(grad_membrane),
+            None if grad_v_last == 0 else a(grad_v_last, N, dtype), rows(grad_x),
+            a(grad_v_init, N, dtype), surrogate=surrogate, smooth=smooth,
+            detach_reset=detach_reset)
+        a(grad_decay, 1, "float64")[:] = g_decay
+        a(grad_a, T, "float64")[:] = g_a
+
+    def pnb_workspace_bytes(self, count, k):
+        return 8
+
+    def pnb_partial_sums(self, dtype, h, count, theta_p, theta_n, k, sums, workspace, *, stream):
+        result = self.core.pnb_partial_sums(self._array(h, count, dtype), theta_p, theta_n, k)
+        self._array(sums, 4 * k, "float64")[:] = np.asarray(result).ravel()
+
+
+@pytest.fixture
+def host_stand_in(monkeypatch):
+    import contextlib
+    stand_in = _HostStandIn()
+    monkeypatch.setattr(_cuda_ops, "cuda_module", lambda: stand_in)
+    monkeypatch.setattr(_cuda_ops, "_stream", lambda x: 12345)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    return stand_in
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("return_membrane", [True, False])
+def test_neuron_wrappers_pass_the_right_buffers(host_stand_in, dtype, return_membrane):
+    torch.manual_seed(0)
+    T, N = 5, 37
+    x = torch.randn(T, N, dtype=dtype) + 0.6
+    decay = torch.tensor(0.3, dtype=dtype)
+    threshold = torch.rand(T, dtype=dtype) + 0.5
+    sg_param = torch.rand(T, dtype=dtype) + 0.5
+    v_init = torch.randn(N, dtype=dtype) * 0.2
+    options = ("soft", "relative", "sigmoid", False, False)   # reset .. detach_reset
+    args = (x, decay, threshold, sg_param, v_init, -0.1, "decay_input") + options
+    expected = ops.neuron_forward(*args, return_membrane)
+    actual = _cuda_ops._neuron_forward_cuda(*args, return_membrane)
+    for e, a in zip(expected, actual):
+        assert a.dtype == e.dtype and torch.equal(a, e)
+    assert host_stand_in.streams == [12345]
+
+    g_out, g_mem, g_v = torch.randn(T, N, dtype=dtype), torch.randn(T, N, dtype=dtype), None
+    backward_args = (x, decay, threshold, sg_param, v_init, g_out, g_mem, g_v, -0.1,
+                     "decay_input", "soft", "relative", "sigmoid", False, True)
+    expected = ops.neuron_backward(*backward_args)
+    actual = _cuda_ops._neuron_backward_cuda(*backward_args)
+    for name, e, a in zip(("x", "v_init", "decay", "threshold", "sg_param"), expected, actual):
+        assert a.dtype == e.dtype and a.shape == e.shape and torch.equal(a, e), name
+
+
+def test_multilevel_and_pnb_wrappers_pass_the_right_buffers(host_stand_in):
+    torch.manual_seed(1)
+    T, N = 4, 29
+    x = torch.randn(T, N, dtype=torch.float64) * 2
+    decay = torch.tensor(0.25, dtype=torch.float64)
+    a = torch.rand(T, dtype=torch.float64) + 0.5
+    v_init = torch.randn(N, dtype=torch.float64) * 0.2
+    args = (x, decay, a, v_init, 1.0, 0.5, 2, 3, "tsg", False, False, True)
+    for e, g in zip(multilevel_ops.multilevel_forward(*args),
+                    _cuda_ops._multilevel_forward_cuda(*args)):
+        assert torch.equal(g, e)
+    g_out = torch.randn(T, N, dtype=torch.float64)
+    backward_args = (x, decay, a, v_init, g_out, None, torch.randn(N, dtype=torch.float64),
+                     1.0, 0.5, 2, 3, "tsg", False, False)
+    for e, g in zip(multilevel_ops.multilevel_backward(*backward_args),
+                    _cuda_ops._multilevel_backward_cuda(*backward_args)):
+        assert g.shape == e.shape and torch.equal(g, e)
+    h = torch.randn(1000, dtype=torch.float32) * 2
+    assert torch.equal(_cuda_ops._pnb_partial_sums_cuda(h, 1.0, 0.5, 3),
+                       multilevel_ops.pnb_partial_sums(h, 1.0, 0.5, 3))
