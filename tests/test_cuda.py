@@ -365,3 +365,47 @@ def test_layers_run_on_cuda_like_on_cpu():
         cpu = layer(x)
         gpu = layer.to(CUDA)(x.to(CUDA))
         assert_bitwise_equal(gpu.cpu().numpy(), cpu.numpy(), f"ATGO eval {mode}")
+
+
+def test_atgo_sync_stats_on_cuda_is_not_implemented_yet():
+    from spikegrad import nn as snn
+    layer = snn.ATGO(sync_stats=True).to(CUDA)
+    with pytest.raises(NotImplementedError, match="sync_stats=True .* CPU tensors only"):
+        layer(torch.randn(4, 8, 16, device=CUDA))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_opcheck_on_cuda(dtype):
+    """The CUDA kernels agree with the ops' fake kernels and schemas (torch.library.opcheck)."""
+    from spikegrad import multilevel_ops, ops
+    torch.manual_seed(0)
+    state = torch.float32 if dtype == torch.float16 else dtype
+    T, N = 5, 300
+    x = (torch.randn(T, N, device=CUDA) + 0.5).to(dtype)
+    decay = torch.tensor(0.3, dtype=state, device=CUDA)
+    threshold = torch.full((T,), 0.9, dtype=state, device=CUDA)
+    sg_param = torch.full((T,), 1.0, dtype=state, device=CUDA)
+    v_init = torch.zeros(N, dtype=state, device=CUDA)
+    torch.library.opcheck(ops.neuron_forward, (x, decay, threshold, sg_param, v_init, 0.0,
+                                               "mul", "hard", "absolute", "rect", False, False,
+                                               True))
+    torch.library.opcheck(ops.neuron_backward, (
+        x, decay, threshold, sg_param, v_init, torch.randn_like(x), None,
+        torch.randn(N, device=CUDA).to(dtype), 0.0, "mul", "soft", "absolute", "atan", False,
+        True))
+    torch.library.opcheck(multilevel_ops.multilevel_forward, (
+        x, decay, sg_param, v_init, 1.0, 1.0, 2, 2, "tsg", False, False, True))
+
+
+def test_torch_compile_on_cuda_matches_eager():
+    torch.manual_seed(0)
+
+    def layer(x, threshold):
+        out = spikegrad.neuron(x, decay=0.25, threshold=threshold, reset="soft",
+                               surrogate="atan", return_membrane=True)
+        return out.output.sum(0) + out.membrane.mean(0) + out.v_last
+
+    x = torch.randn(6, 4, 5, device=CUDA, requires_grad=True)
+    threshold = torch.tensor(0.9, device=CUDA, requires_grad=True)
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x, threshold), layer(x, threshold), rtol=0, atol=0)

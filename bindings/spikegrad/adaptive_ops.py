@@ -130,6 +130,10 @@ def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
     may differ from it by float64 rounding."""
     import torch.distributed as dist
 
+    if x.device.type != "cpu":
+        raise NotImplementedError(
+            "sync_stats=True (the data-parallel DS-ATGO statistics) runs on CPU tensors only "
+            "so far: it gathers the CPU kernels' block sums; use sync_stats=False on CUDA")
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError("sync_stats=True needs the default torch.distributed process group: "
                            "call torch.distributed.init_process_group first (or use "

@@ -66,13 +66,28 @@ __global__ void __launch_bounds__(kStatBlock)
   if (i == 0) block_sums[blockIdx.x] = sum_squares;
 }
 
-// combine_block_sums: the block sums added in block order from 0, by one thread. A dependent
-// chain of num_blocks float64 additions: the cost docs/cuda.md measures.
-__global__ void combine_block_sums_kernel(const double* __restrict__ block_sums, int64_t num_blocks,
-                                          double* __restrict__ total) {
+// combine_block_sums: the block sums added in block order from 0, by one thread: a dependent
+// chain of num_blocks float64 additions (the cost docs/cuda.md discusses). The block's other
+// threads stage tiles of the sums in shared memory, so that the chain waits on additions, not
+// on global loads.
+inline constexpr int kCombineThreads = 1024;
+inline constexpr int kCombineTile = 4096;
+
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_block_sums_kernel(const double* __restrict__ block_sums, int64_t num_blocks,
+                              double* __restrict__ total) {
+  __shared__ double tile[kCombineTile];
   double sum = 0.0;
-  for (int64_t b = 0; b < num_blocks; ++b) sum += block_sums[b];
-  *total = sum;
+  for (int64_t b0 = 0; b0 < num_blocks; b0 += kCombineTile) {
+    const int count = static_cast<int>(num_blocks - b0 < kCombineTile ? num_blocks - b0 : kCombineTile);
+    for (int i = static_cast<int>(threadIdx.x); i < count; i += kCombineThreads) tile[i] = block_sums[b0 + i];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int i = 0; i < count; ++i) sum += tile[i];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *total = sum;
 }
 
 // fire_blocks: o = H(h - theta), v = reset(h, s); thread 0 records the step's values.
@@ -140,11 +155,11 @@ void adaptive_forward_typed(const NeuronOptions& options, const AdaptiveDevicePa
           <<<stat_grid, kStatBlock, 0, stream>>>(N, x + t * N, v_last, h, P.decay, P.v_reset, block_sums);
     });
     check_launch("adaptive_charge_kernel");
-    combine_block_sums_kernel<<<1, 1, 0, stream>>>(block_sums, stat_blocks, totals);
+    combine_block_sums_kernel<<<1, kCombineThreads, 0, stream>>>(block_sums, stat_blocks, totals);
     check_launch("combine_block_sums_kernel");
     adaptive_deviation_kernel<real><<<stat_grid, kStatBlock, 0, stream>>>(N, h, totals, block_sums);
     check_launch("adaptive_deviation_kernel");
-    combine_block_sums_kernel<<<1, 1, 0, stream>>>(block_sums, stat_blocks, totals + 1);
+    combine_block_sums_kernel<<<1, kCombineThreads, 0, stream>>>(block_sums, stat_blocks, totals + 1);
     check_launch("combine_block_sums_kernel");
     check_cuda(cudaMemcpyAsync(host_totals, totals, sizeof host_totals, cudaMemcpyDeviceToHost, stream),
                "copying the statistics to the host");
