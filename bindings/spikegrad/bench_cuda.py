@@ -112,7 +112,12 @@ def run_bench_cuda(*, Ts=GPU_T, Ns=GPU_N, modes=(bench.FORWARD, bench.FORWARD_BA
             for mode in modes:
                 floor = bench.FLOOR_BYTES[mode] * T * N / bandwidth
                 for name, factory in factories.items():
-                    times = median_time_cuda(bench._runner(factory(T), x, grad, mode), repeat)
+                    try:
+                        times = median_time_cuda(bench._runner(factory(T), x, grad, mode), repeat)
+                    except Exception as error:   # e.g. torch.compile without triton: keep going
+                        skipped[f"{name} {mode} T={T} N={N}"] = f"{type(error).__name__}: {error}"
+                        bar.step(f"{name} failed")
+                        continue
                     seconds = statistics.median(times)
                     rows.append(bench.Row(mode, T, N, name, seconds, floor,
                                           bench.FLOOR_BYTES[mode] * T * N / seconds / 1e9,
