@@ -75,7 +75,7 @@ __device__ __forceinline__ void store(void* p, int64_t i, real value, Storage st
 // The fixed-order float64 block sum. Within a warp, a shuffle tree (offsets 16, 8, 4, 2, 1,
 // lane 0 keeps the total); the warps' totals then go through the same tree in warp 0, with
 // zeros in the lanes past the last warp. The order depends on kBlockThreads only, never on the
-// GPU or the grid: ordered_device_sum (reduce.cu) spells it on the host.
+// GPU or the grid: ordered_device_sum (dispatch.cu) spells it on the host.
 // ---------------------------------------------------------------------------------------------
 
 inline constexpr int kWarps = kBlockThreads / 32;

@@ -117,7 +117,7 @@ class ATGO(SpikingLayer):
             raise TypeError(f"x must be float32 or float64, got {x.dtype}")
         T = x.shape[0]
         N = x[0].numel()
-        lam = self.leak(x.dtype)
+        lam = self.leak(x.dtype).to(x.device)
         options = dict(charge="mul", reset="hard", v_reset=0.0, detach_reset=False,
                        scale="absolute", surrogate="rect")
         membrane = None
