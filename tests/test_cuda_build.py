@@ -207,6 +207,23 @@ class _HostStandIn:
         a(grad_decay, 1, "float64")[:] = g_decay
         a(grad_a, T, "float64")[:] = g_a
 
+    def adaptive_workspace_bytes(self, N):
+        return 8
+
+    def adaptive_forward(self, dtype, T, N, decay, v_reset, v_init, x, output, membrane, v_last,
+                         threshold, sg_param, mean, std, h_scratch, workspace, *, charge, reset,
+                         threshold_mode, f_c, v_th, tgo, tgo_driver, width, stream):
+        a = self._array
+        assert (membrane == 0) != (h_scratch == 0), "exactly one of membrane and h_scratch"
+        self.core.adaptive_forward(
+            a(x, T * N, dtype).reshape(T, N), decay, v_reset, a(v_init, N, dtype),
+            a(output, T * N, dtype).reshape(T, N),
+            None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
+            a(v_last, N, dtype), a(threshold, T, dtype), a(sg_param, T, dtype),
+            a(mean, T, "float64"), a(std, T, "float64"), charge=charge, reset=reset,
+            threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver,
+            width=width)
+
     def pnb_workspace_bytes(self, count, k):
         return 8
 
@@ -272,3 +289,18 @@ def test_multilevel_and_pnb_wrappers_pass_the_right_buffers(host_stand_in):
     h = torch.randn(1000, dtype=torch.float32) * 2
     assert torch.equal(_cuda_ops._pnb_partial_sums_cuda(h, 1.0, 0.5, 3),
                        multilevel_ops.pnb_partial_sums(h, 1.0, 0.5, 3))
+
+
+@pytest.mark.parametrize("return_membrane", [True, False])
+def test_adaptive_wrapper_passes_the_right_buffers(host_stand_in, return_membrane):
+    from spikegrad import adaptive_ops
+    torch.manual_seed(2)
+    T, N = 3, 600
+    x = torch.randn(T, N) + 0.3
+    args = (x, torch.tensor(0.3), torch.randn(N) * 0.1, 0.0, "decay_input", "soft", False,
+            "true", 1.0, 1.0, True, "std", 1.0, return_membrane)
+    expected = adaptive_ops.adaptive_forward(*args)
+    actual = _cuda_ops._adaptive_forward_cuda(*args)
+    for name, e, a in zip(("output", "membrane", "v_last", "threshold", "sg_param", "mean",
+                           "std"), expected, actual):
+        assert a.dtype == e.dtype and torch.equal(a, e), name
