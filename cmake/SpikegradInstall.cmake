@@ -28,8 +28,9 @@ install(FILES "${CMAKE_CURRENT_BINARY_DIR}/spikegradConfig.cmake"
               "${CMAKE_CURRENT_BINARY_DIR}/spikegradConfigVersion.cmake"
         DESTINATION "${SPIKEGRAD_CMAKE_DIR}")
 
-# For the CUDA build: export its library as spikegrad::cuda in its own export set, next to this
-# one, which spikegradConfig.cmake includes when present:
-#   set_target_properties(spikegrad_cuda PROPERTIES EXPORT_NAME cuda)
-#   install(TARGETS spikegrad_cuda EXPORT spikegradCudaTargets ...)
-#   install(EXPORT spikegradCudaTargets NAMESPACE spikegrad:: DESTINATION "${SPIKEGRAD_CMAKE_DIR}")
+# The CUDA build: its static library as spikegrad::cuda (host launchers in spikegrad/cuda.hpp),
+# in its own export set next to this one, which spikegradConfig.cmake includes when present.
+if(SPIKEGRAD_CUDA)
+  install(TARGETS spikegrad_cuda EXPORT spikegradCudaTargets ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+  install(EXPORT spikegradCudaTargets NAMESPACE spikegrad:: DESTINATION "${SPIKEGRAD_CMAKE_DIR}")
+endif()

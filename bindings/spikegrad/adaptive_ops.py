@@ -23,6 +23,7 @@ from torch import Tensor
 
 from . import _core
 from . import ops  # noqa: F401  (registers spikegrad::neuron_backward)
+from ._cuda_ops import register_adaptive_kernel
 from .ref import adaptive as ref_adaptive
 
 __all__ = ["adaptive_forward", "synced_adaptive_statistics"]
@@ -45,7 +46,7 @@ def adaptive_forward(x: Tensor, decay: Tensor, v_init: Optional[Tensor], v_reset
     del detach_reset  # only the backward uses it
     if x.device.type != "cpu":
         raise NotImplementedError(f"spikegrad.nn.ATGO has no kernel for device "
-                                  f"{x.device.type!r} yet; only CPU tensors are supported")
+                                  f"{x.device.type!r}; CPU and CUDA tensors are supported")
     T, N = x.shape
     output = torch.empty((T, N), dtype=x.dtype)
     membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
@@ -100,6 +101,7 @@ def _backward(ctx, grad_output, grad_membrane, grad_v_last, *_detached):
 
 torch.library.register_autograd("spikegrad::adaptive_forward", _backward,
                                 setup_context=_setup_context)
+register_adaptive_kernel(adaptive_forward)  # CUDA (_cuda_ops.py)
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,6 +139,10 @@ def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
     may differ from it by float64 rounding."""
     import torch.distributed as dist
 
+    if x.device.type != "cpu":
+        raise NotImplementedError(
+            "sync_stats=True (the data-parallel DS-ATGO statistics) runs on CPU tensors only "
+            "so far: it gathers the CPU kernels' block sums; use sync_stats=False on CUDA")
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError("sync_stats=True needs the default torch.distributed process group: "
                            "call torch.distributed.init_process_group first (or use "

@@ -496,6 +496,8 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--plot", metavar="PATH",
                         help="also draw time against N per method as a PNG (needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu (default) or cuda: the table on a GPU (bench_cuda.py)")
 
 
 def cmd_bench(args) -> int:
@@ -510,6 +512,9 @@ def cmd_bench(args) -> int:
     except ModuleNotFoundError:
         print("spikegrad bench: needs PyTorch (pip install 'spikegrad[torch]')", file=sys.stderr)
         return 2
+    if getattr(args, "device", "cpu") == "cuda":
+        from .bench_cuda import cmd_bench_cuda
+        return cmd_bench_cuda(args)
     if args.threads is not None:
         if args.threads < 1:
             print("spikegrad bench: --threads must be >= 1", file=sys.stderr)

@@ -21,8 +21,9 @@ from torch import Tensor
 
 from . import _core
 from ._options import check_number
-from .ops import (NeuronOutput, _check_device, _forward_buffers, _initial_membrane, _numpy,
-                  _parameter)
+from ._cuda_ops import register_multilevel_kernels
+from .ops import (NeuronOutput, _check_device, _check_x_dtype, _forward_buffers,
+                  _initial_membrane, _numpy, _parameter)
 from .ref.formulas import LEVEL_SURROGATES
 
 __all__ = ["multilevel", "pnb_loss"]
@@ -91,7 +92,7 @@ def multilevel_backward(x: Tensor, decay: Tensor, a: Tensor, v_init: Tensor,
 def _(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, theta_p, theta_n, k_p,
       k_n, surrogate, smooth, detach_reset, need_grad_decay=True, need_grad_a=True):
     T, N = x.shape
-    return x.new_empty((T, N)), x.new_empty((N,)), x.new_empty(()), x.new_empty((T,))
+    return x.new_empty((T, N)), v_init.new_empty((N,)), decay.new_empty(()), a.new_empty((T,))
 
 
 def _multilevel_setup_context(ctx, inputs, output):
@@ -168,8 +169,7 @@ def multilevel(x: Tensor, *, decay=0.25, theta_p: float = 1.0, theta_n: float = 
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    _check_x_dtype(x)
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"x must have a time axis with T >= 1 ([T, ...]), got shape "
                          f"{tuple(x.shape)}")
@@ -224,13 +224,29 @@ def pnb_partial_sums_backward(h: Tensor, grad_sums: Tensor, theta_p: float, thet
                               k: int) -> Tensor:
     """dL/dh from dL/d(sums): inside the region of level value c (k theta_p or
     -k theta_n), w = exp(-|c - h|), dw/dh = w sign(c - h), d(h w)/dh = w + h dw/dh.
-    Elementwise, in float64, then cast to h's dtype (the C++ kernel: one pass over h).
-    Region membership carries no gradient."""
-    _check_device(h)
-    grad_h = torch.empty_like(h, memory_format=torch.contiguous_format)
-    _core.pnb_partial_sums_backward(_numpy(h), _numpy(grad_sums.to(torch.float64)), theta_p,
-                                    theta_n, k, grad_h.numpy())
-    return grad_h
+    Elementwise, in float64, then cast to h's dtype. Region membership carries no gradient.
+    On the CPU the C++ kernel (one pass over h); on other devices the same arithmetic in torch."""
+    if h.device.type == "cpu":
+        grad_h = torch.empty_like(h, memory_format=torch.contiguous_format)
+        _core.pnb_partial_sums_backward(_numpy(h), _numpy(grad_sums.to(torch.float64)), theta_p,
+                                        theta_n, k, grad_h.numpy())
+        return grad_h
+    h64 = h.detach().to(torch.float64)
+    grad = torch.zeros_like(h64)
+    one = torch.ones((), dtype=h.dtype, device=h.device)
+    tp, tn = one * theta_p, one * theta_n   # the bounds in h's precision, as the kernel
+    for level_k in range(1, k + 1):
+        top_p, bottom_p = tp * level_k, tp * (level_k - 1)
+        top_n, bottom_n = -(tn * level_k), -(tn * (level_k - 1))
+        masks = ((bottom_p < h) & (h <= top_p), (top_n <= h) & (h < bottom_n))   # Eqs. 18-19
+        for sign, (mask, lvl) in enumerate(zip(masks, (top_p, top_n))):
+            c = lvl.to(torch.float64)
+            w = torch.exp(-(c - h64).abs())
+            dw = w * torch.sign(c - h64)
+            g = grad_sums[level_k - 1, sign, 0] * dw + grad_sums[level_k - 1, sign, 1] * (
+                w + h64 * dw)
+            grad = grad + torch.where(mask, g, torch.zeros_like(g))
+    return grad.to(h.dtype)
 
 
 @pnb_partial_sums_backward.register_fake
@@ -251,6 +267,7 @@ def _pnb_backward(ctx, grad_sums):
 
 torch.library.register_autograd("spikegrad::pnb_partial_sums", _pnb_backward,
                                 setup_context=_pnb_setup_context)
+register_multilevel_kernels(multilevel_forward, multilevel_backward, pnb_partial_sums)  # CUDA
 
 
 def _pnb_from_sums(sums: Tensor, eps: float) -> Tensor:

@@ -29,6 +29,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised without tor
 from torch import Tensor
 
 from . import _core
+from ._cuda_ops import HALF_DTYPES, register_neuron_kernels, state_dtype
 from ._options import DEFAULT_SG_PARAM, check_number, check_options
 
 __all__ = ["neuron", "NeuronOutput"]
@@ -56,8 +57,8 @@ def _optional_numpy(t: Optional[Tensor]):
 def _check_device(x: Tensor):
     if x.device.type != "cpu":
         raise NotImplementedError(
-            f"spikegrad.neuron has no kernel for device {x.device.type!r} yet; "
-            "only CPU tensors are supported")
+            f"spikegrad.neuron has no kernel for device {x.device.type!r}; "
+            "CPU and CUDA tensors are supported")
 
 
 def _forward_buffers(x: Tensor, return_membrane: bool):
@@ -124,8 +125,8 @@ def neuron_backward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tenso
 def _(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
       v_reset, charge, reset, scale, surrogate, smooth, detach_reset, param_grads=True):
     T, N = x.shape
-    return (x.new_empty((T, N)), x.new_empty((N,)), x.new_empty(()), x.new_empty((T,)),
-            x.new_empty((T,)))
+    return (x.new_empty((T, N)), x.new_empty((N,), dtype=state_dtype(x.dtype)),
+            decay.new_empty(()), threshold.new_empty((T,)), sg_param.new_empty((T,)))
 
 
 def _setup_context(ctx, inputs, output):
@@ -156,6 +157,7 @@ def _backward(ctx, grad_output, grad_membrane, grad_v_last):
 
 torch.library.register_autograd("spikegrad::neuron_forward", _backward,
                                 setup_context=_setup_context)
+register_neuron_kernels(neuron_forward, neuron_backward)  # CUDA (_cuda_ops.py)
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,7 +169,7 @@ def _parameter(value, name, x, *, per_step=False, scale=None, positive=False):
     per_step allows it."""
     T = x.shape[0]
     if isinstance(value, Tensor):
-        _check_tensor(value, name, x)
+        value = _check_tensor(value, name, x)   # float16/bfloat16 x: cast to float32
         if value.dim() == 0:
             return value
         if per_step and value.shape == (T,):
@@ -177,14 +179,14 @@ def _parameter(value, name, x, *, per_step=False, scale=None, positive=False):
         raise ValueError(f"{name} must be {allowed} (T = {T}), got shape "
                          f"{tuple(value.shape)}")
     number = check_number(name, value, scale=scale, positive=positive)
-    return torch.tensor(number, dtype=x.dtype, device=x.device)
+    return torch.tensor(number, dtype=state_dtype(x.dtype), device=x.device)
 
 
 def _initial_membrane(v_init, x: Tensor) -> Tensor:
     """v_init (None, float, 0-d tensor or shaped like x[0]) as the ops take it: [N]."""
     N = x[0].numel()
     if v_init is None:
-        return x.new_zeros((N,))
+        return x.new_zeros((N,), dtype=state_dtype(x.dtype))
     if isinstance(v_init, Tensor) and v_init.dim() > 0:
         if v_init.shape != x.shape[1:]:
             raise ValueError(f"v_init must be a float, a 0-d tensor or shaped like x[0] "
@@ -228,8 +230,7 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    _check_x_dtype(x)
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"x must have a time axis with T >= 1 ([T, ...]), got shape "
                          f"{tuple(x.shape)}")
@@ -257,13 +258,27 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
         v_last=v_last.reshape(neuron_shape))
 
 
+def _check_x_dtype(x: Tensor):
+    """float32 or float64; float16 and bfloat16 on CUDA only (with float32 state)."""
+    if x.dtype in (torch.float32, torch.float64):
+        return
+    if x.dtype in HALF_DTYPES:
+        if x.device.type == "cuda":
+            return
+        raise TypeError(f"x has dtype {x.dtype} on {x.device.type}: float16 and bfloat16 "
+                        f"are supported on CUDA only; use float32 or float64 on the CPU")
+    raise TypeError(f"x must be float32 or float64 (or float16/bfloat16 on CUDA), "
+                    f"got {x.dtype}")
+
+
 def _check_tensor(value: Tensor, name: str, x: Tensor) -> Tensor:
-    """A tensor argument must match x in dtype (no silent casts) and device."""
+    """A tensor argument must match x in dtype (no silent casts) and device. For float16
+    and bfloat16 x it may also be float32 (the state dtype), and is cast to it."""
     if not value.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-    if value.dtype != x.dtype:
+    if value.dtype not in (x.dtype, state_dtype(x.dtype)):
         raise TypeError(f"{name} has dtype {value.dtype} but x has {x.dtype}; "
                         f"cast one of them so that they match")
     if value.device != x.device:
         raise ValueError(f"{name} is on {value.device} but x is on {x.device}")
-    return value
+    return value.to(state_dtype(x.dtype))

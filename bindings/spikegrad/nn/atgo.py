@@ -117,7 +117,7 @@ class ATGO(SpikingLayer):
             raise TypeError(f"x must be float32 or float64, got {x.dtype}")
         T = x.shape[0]
         N = x[0].numel()
-        lam = self.leak(x.dtype)
+        lam = self.leak(x.dtype).to(x.device)
         options = dict(charge="mul", reset="hard", v_reset=0.0, detach_reset=False,
                        scale="absolute", surrogate="rect")
         membrane = None
@@ -146,7 +146,7 @@ class ATGO(SpikingLayer):
                 membrane = membrane.reshape(x.shape) if self.record_diagnostics else None
             self._update_running_threshold(threshold)
         else:
-            threshold = self._evaluation_threshold(T, lam)
+            threshold = self._evaluation_threshold(T, lam).to(x.device)
             sg_param = torch.full((T,), self.width, dtype=x.dtype)
             result = ops.neuron(x, decay=lam, threshold=threshold, sg_param=self.width,
                                 return_membrane=self.record_diagnostics, **options)

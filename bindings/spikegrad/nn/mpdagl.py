@@ -72,7 +72,8 @@ class MPDAGL(SpikingLayer):
             lam = float(decay.detach())    # the value the kernel uses, detached (SPEC 5)
         else:
             lam = float(torch.tensor(decay, dtype=x.dtype))
-        widths = torch.tensor(self.widths(x.shape[0], lam, gamma_bar), dtype=x.dtype)
+        widths = torch.tensor(self.widths(x.shape[0], lam, gamma_bar), dtype=x.dtype,
+                              device=x.device)
         out = neuron(x, charge="mul", decay=decay, threshold=self.v_th, reset="hard",
                      v_reset=0.0, detach_reset=False, scale="absolute", surrogate="rect",
                      sg_param=widths, smooth=self.smooth,

@@ -1,0 +1,249 @@
+"""The CUDA kernels of spikegrad's torch ops (docs/cuda.md).
+
+Each op of ops.py, multilevel_ops.py and adaptive_ops.py registers, next to its CPU kernel,
+a CUDA kernel from here (`op.register_kernel("cuda")`). They call the extension module
+`spikegrad._cuda` with device pointers (`tensor.data_ptr()`) and the current stream
+(`torch.cuda.current_stream().cuda_stream`), both integers: the module is not built against
+PyTorch and never links libcudart dynamically. Nothing here touches CUDA until a CUDA tensor
+reaches an op: `import spikegrad` and the CPU ops work without a GPU and without the module.
+
+dtypes: float32 and float64; float16 and bfloat16 x with float32 state (parameters, v_init
+and their gradients in float32; output, membrane, v_last and grad_x in x's dtype).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["cuda_module", "register_neuron_kernels", "register_multilevel_kernels",
+           "register_adaptive_kernel", "HALF_DTYPES"]
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64",
+                torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def cuda_module():
+    """spikegrad._cuda, or NotImplementedError saying why it is missing."""
+    try:
+        from . import _cuda
+    except ImportError as error:
+        raise NotImplementedError(
+            "spikegrad has no CUDA kernels in this installation: it was built without a CUDA "
+            "compiler (nvcc), so the module spikegrad._cuda is missing. Reinstall with nvcc on "
+            "PATH (pip install --no-build-isolation .; see docs/cuda.md), or move the tensors "
+            "to the CPU.") from error
+    return _cuda
+
+
+def state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the state and the parameters for x of `dtype`."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def _ptr(t):
+    return 0 if t is None else t.data_ptr()
+
+
+def _stream(x: Tensor) -> int:
+    return torch.cuda.current_stream(x.device).cuda_stream
+
+
+def _contiguous(t, name, x: Tensor, dtype=None):
+    """t (or None) as a contiguous tensor on x's device, checked against `dtype`."""
+    if t is None:
+        return None
+    if t.device != x.device:
+        raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+    if dtype is not None and t.dtype != dtype:
+        raise TypeError(f"{name} has dtype {t.dtype}, expected {dtype} (x is {x.dtype})")
+    return t.contiguous()
+
+
+def _workspace(num_bytes: int, x: Tensor) -> Tensor:
+    # torch's caching allocator aligns blocks to 512 bytes (the kernels need 8)
+    return torch.empty((max(int(num_bytes), 8),), dtype=torch.uint8, device=x.device)
+
+
+def _like(grad: Tensor, parameter: Tensor) -> Tensor:
+    """A float64 parameter gradient in the parameter's dtype and on its device (a 0-d
+    parameter may be a CPU tensor beside CUDA x)."""
+    return grad.to(device=parameter.device, dtype=parameter.dtype)
+
+
+def _dtype_name(x: Tensor) -> str:
+    try:
+        return _DTYPE_NAMES[x.dtype]
+    except KeyError:
+        raise TypeError(f"x must be float32, float64, float16 or bfloat16, got {x.dtype}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# spikegrad::neuron_forward / neuron_backward
+# ---------------------------------------------------------------------------------------
+
+def _neuron_forward_cuda(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale,
+                         surrogate, smooth, detach_reset, return_membrane):
+    cuda = cuda_module()
+    state = state_dtype(x.dtype)
+    x = x.contiguous()
+    threshold = _contiguous(threshold, "threshold", x, state)
+    sg_param = _contiguous(sg_param, "sg_param", x, state)
+    v_init = _contiguous(v_init, "v_init", x, state)
+    T, N = x.shape
+    output = torch.empty((T, N), dtype=x.dtype, device=x.device)
+    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype, device=x.device)
+    v_last = torch.empty((N,), dtype=x.dtype, device=x.device)
+    with torch.cuda.device(x.device):
+        cuda.neuron_forward(
+            _dtype_name(x), T, N, float(decay), float(v_reset), _ptr(threshold), _ptr(sg_param),
+            _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
+            _ptr(v_last), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+            smooth=smooth, stream=_stream(x))
+    return output, membrane, v_last
+
+
+def _neuron_backward_cuda(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane,
+                          grad_v_last, v_reset, charge, reset, scale, surrogate, smooth,
+                          detach_reset, param_grads=True):
+    # v_init None: the kernel starts from zeros. param_grads=False: the CUDA kernel computes
+    # the parameter sums anyway (a small second stage); the autograd formula drops them.
+    cuda = cuda_module()
+    state = state_dtype(x.dtype)
+    x = x.contiguous()
+    threshold = _contiguous(threshold, "threshold", x, state)
+    sg_param = _contiguous(sg_param, "sg_param", x, state)
+    v_init = _contiguous(v_init, "v_init", x, state)
+    grad_output = _contiguous(grad_output, "grad_output", x, x.dtype)
+    grad_membrane = _contiguous(grad_membrane, "grad_membrane", x, x.dtype)
+    grad_v_last = _contiguous(grad_v_last, "grad_v_last", x, x.dtype)
+    T, N = x.shape
+    name = _dtype_name(x)
+    grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
+    grad_v_init = torch.empty((N,), dtype=state, device=x.device)
+    grads = torch.empty((2 * T + 1,), dtype=torch.float64, device=x.device)  # decay, theta, p
+    workspace = _workspace(cuda.neuron_backward_workspace_bytes(name, T, N), x)
+    base = grads.data_ptr()
+    with torch.cuda.device(x.device):
+        cuda.neuron_backward(
+            name, T, N, float(decay), float(v_reset), _ptr(threshold), _ptr(sg_param),
+            _ptr(v_init), _ptr(x), _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last),
+            _ptr(grad_x), _ptr(grad_v_init), base, base + 8, base + 8 * (1 + T),
+            _ptr(workspace), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+            smooth=smooth, detach_reset=detach_reset, stream=_stream(x))
+    return (grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1:1 + T], threshold),
+            _like(grads[1 + T:], sg_param))
+
+
+def register_neuron_kernels(neuron_forward, neuron_backward):
+    neuron_forward.register_kernel("cuda")(_neuron_forward_cuda)
+    neuron_backward.register_kernel("cuda")(_neuron_backward_cuda)
+
+
+# ---------------------------------------------------------------------------------------
+# spikegrad::multilevel_forward / multilevel_backward / pnb_partial_sums
+# ---------------------------------------------------------------------------------------
+
+def _multilevel_forward_cuda(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth,
+                             detach_reset, return_membrane):
+    cuda = cuda_module()
+    state = state_dtype(x.dtype)
+    x = x.contiguous()
+    a = _contiguous(a, "a", x, state)
+    v_init = _contiguous(v_init, "v_init", x, state)
+    T, N = x.shape
+    output = torch.empty((T, N), dtype=x.dtype, device=x.device)
+    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype, device=x.device)
+    v_last = torch.empty((N,), dtype=x.dtype, device=x.device)
+    with torch.cuda.device(x.device):
+        cuda.multilevel_forward(
+            _dtype_name(x), T, N, float(decay), theta_p, theta_n, k_p, k_n, _ptr(a),
+            _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
+            _ptr(v_last), surrogate=surrogate, smooth=smooth, stream=_stream(x))
+    return output, membrane, v_last
+
+
+def _multilevel_backward_cuda(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last,
+                              theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset,
+                              need_grad_decay=True, need_grad_a=True):
+    # the CUDA kernel computes both parameter sums whatever need_grad_* say
+    cuda = cuda_module()
+    state = state_dtype(x.dtype)
+    x = x.contiguous()
+    a = _contiguous(a, "a", x, state)
+    v_init = _contiguous(v_init, "v_init", x, state)
+    grad_output = _contiguous(grad_output, "grad_output", x, x.dtype)
+    grad_membrane = _contiguous(grad_membrane, "grad_membrane", x, x.dtype)
+    grad_v_last = _contiguous(grad_v_last, "grad_v_last", x, x.dtype)
+    T, N = x.shape
+    name = _dtype_name(x)
+    grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
+    grad_v_init = torch.empty((N,), dtype=state, device=x.device)
+    grads = torch.empty((T + 1,), dtype=torch.float64, device=x.device)  # decay, a
+    workspace = _workspace(cuda.multilevel_backward_workspace_bytes(name, T, N), x)
+    base = grads.data_ptr()
+    with torch.cuda.device(x.device):
+        cuda.multilevel_backward(
+            name, T, N, float(decay), theta_p, theta_n, k_p, k_n, _ptr(a), _ptr(v_init), _ptr(x),
+            _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last), _ptr(grad_x),
+            _ptr(grad_v_init), base, base + 8, _ptr(workspace), surrogate=surrogate,
+            smooth=smooth, detach_reset=detach_reset, stream=_stream(x))
+    return grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1:], a)
+
+
+def _pnb_partial_sums_cuda(h, theta_p, theta_n, k):
+    cuda = cuda_module()
+    if h.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"h must be float32 or float64, got {h.dtype}")
+    h = h.contiguous()
+    sums = torch.empty((k, 2, 2), dtype=torch.float64, device=h.device)
+    workspace = _workspace(cuda.pnb_workspace_bytes(h.numel(), k), h)
+    with torch.cuda.device(h.device):
+        cuda.pnb_partial_sums(_dtype_name(h), _ptr(h), h.numel(), theta_p, theta_n, k,
+                              _ptr(sums), _ptr(workspace), stream=_stream(h))
+    return sums
+
+
+def register_multilevel_kernels(multilevel_forward, multilevel_backward, pnb_partial_sums):
+    multilevel_forward.register_kernel("cuda")(_multilevel_forward_cuda)
+    multilevel_backward.register_kernel("cuda")(_multilevel_backward_cuda)
+    pnb_partial_sums.register_kernel("cuda")(_pnb_partial_sums_cuda)
+
+
+# ---------------------------------------------------------------------------------------
+# spikegrad::adaptive_forward (DS-ATGO)
+# ---------------------------------------------------------------------------------------
+
+def _adaptive_forward_cuda(x, decay, v_init, v_reset, charge, reset, detach_reset,
+                           threshold_mode, f_c, v_th, tgo, tgo_driver, width, return_membrane):
+    cuda = cuda_module()
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64 for the adaptive threshold, got {x.dtype}")
+    x = x.contiguous()
+    T, N = x.shape
+    if v_init is None:  # zeros: the CUDA kernel starts from a v_init array
+        v_init = x.new_zeros((N,))
+    v_init = _contiguous(v_init, "v_init", x, x.dtype)
+    like = dict(dtype=x.dtype, device=x.device)
+    f64 = dict(dtype=torch.float64, device=x.device)
+    output = torch.empty((T, N), **like)
+    membrane = torch.empty((T, N) if return_membrane else (0,), **like)
+    h_scratch = torch.empty((0,) if return_membrane else (N,), **like)
+    v_last = torch.empty((N,), **like)
+    threshold, sg_param = torch.empty((T,), **like), torch.empty((T,), **like)
+    mean, std = torch.empty((T,), **f64), torch.empty((T,), **f64)
+    workspace = _workspace(cuda.adaptive_workspace_bytes(N), x)
+    with torch.cuda.device(x.device):
+        cuda.adaptive_forward(
+            _dtype_name(x), T, N, float(decay), float(v_reset), _ptr(v_init), _ptr(x),
+            _ptr(output), _ptr(membrane) if return_membrane else 0, _ptr(v_last),
+            _ptr(threshold), _ptr(sg_param), _ptr(mean), _ptr(std),
+            0 if return_membrane else _ptr(h_scratch), _ptr(workspace), charge=charge,
+            reset=reset, threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo,
+            tgo_driver=tgo_driver, width=width, stream=_stream(x))
+    return output, membrane, v_last, threshold, sg_param, mean, std
+
+
+def register_adaptive_kernel(adaptive_forward):
+    adaptive_forward.register_kernel("cuda")(_adaptive_forward_cuda)

@@ -1,0 +1,334 @@
+// cpp/cuda/multilevel_cuda.cu — the multi-level CF neuron (SPEC 6) on the GPU: one thread per
+// neuron, fused over T, each step multilevel_element.hpp (the CPU loops' per-neuron operations);
+// the same chunked recompute and fixed-order float64 reductions as neuron_cuda.cuh.
+// Test: tests/test_cuda.py (on a GPU).
+#include <vector>
+
+#include "common.cuh"
+#include "spikegrad/multilevel_element.hpp"
+
+namespace spikegrad::cuda {
+namespace detail {
+
+using spikegrad::detail::LevelParams;
+
+template <typename real, LevelSurrogate G, bool Smooth>
+__global__ void __launch_bounds__(kBlockThreads)
+    multilevel_forward_kernel(LevelParams<real> L, int64_t T, int64_t N, const real* __restrict__ a,
+                              const real* __restrict__ v_init, Storage storage, const void* __restrict__ x,
+                              void* __restrict__ output, void* __restrict__ membrane, void* __restrict__ v_last) {
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
+  if (n >= N) return;
+  real v = v_init[n];
+  for (int64_t t0 = 0; t0 < T; t0 += kChunkSteps) {
+    real xs[kChunkSteps];
+#pragma unroll
+    for (int k = 0; k < kChunkSteps; ++k) {
+      if (t0 + k < T) xs[k] = load<real>(x, (t0 + k) * N + n, storage);
+    }
+#pragma unroll
+    for (int k = 0; k < kChunkSteps; ++k) {
+      const int64_t t = t0 + k;
+      if (t < T) {
+        real o;
+        const real h = spikegrad::detail::multilevel_element_step<real, G, Smooth>(xs[k], v, o, L, a[t]);
+        store(output, t * N + n, o, storage);
+        if (membrane != nullptr) store(membrane, t * N + n, h, storage);
+      }
+    }
+  }
+  store(v_last, n, v, storage);
+}
+
+// As neuron_backward_kernel: partials [T + 1, num_blocks] (row 0 decay, row 1 + t a[t]).
+template <typename real, LevelSurrogate G, bool Smooth>
+__global__ void __launch_bounds__(kBlockThreads)
+    multilevel_backward_kernel(LevelParams<real> L, int64_t T, int64_t N, const real* __restrict__ a,
+                               const real* __restrict__ v_init, bool detach_reset, Storage storage,
+                               const void* __restrict__ x, const void* __restrict__ grad_output,
+                               const void* __restrict__ grad_membrane, const void* __restrict__ grad_v_last,
+                               void* __restrict__ grad_x, real* __restrict__ grad_v_init,
+                               double* __restrict__ partials, real* __restrict__ checkpoints) {
+  __shared__ double shared[kWarps];
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
+  const bool active = n < N;
+  const int64_t num_blocks = gridDim.x;
+  const int64_t num_chunks = (T + kChunkSteps - 1) / kChunkSteps;
+  const real zero = static_cast<real>(0);
+
+  real v = active ? v_init[n] : zero;
+  if (active) {
+    for (int64_t c = 0; c + 1 < num_chunks; ++c) {
+      if (c > 0) checkpoints[(c - 1) * N + n] = v;
+#pragma unroll
+      for (int k = 0; k < kChunkSteps; ++k) {
+        const int64_t t = c * kChunkSteps + k;
+        real o;
+        spikegrad::detail::multilevel_element_step<real, G, Smooth>(load<real>(x, t * N + n, storage), v, o, L,
+                                                                    a[t]);
+      }
+    }
+  }
+
+  real g_v = (active && grad_v_last != nullptr) ? load<real>(grad_v_last, n, storage) : zero;
+  double lam_sum = 0.0;
+  for (int64_t c = num_chunks - 1; c >= 0; --c) {
+    const int64_t t0 = c * kChunkSteps;
+    if (c + 1 < num_chunks) v = !active ? zero : (c == 0 ? v_init[n] : checkpoints[(c - 1) * N + n]);
+    real xs[kChunkSteps], v_prev[kChunkSteps];
+#pragma unroll
+    for (int k = 0; k < kChunkSteps; ++k) {
+      const int64_t t = t0 + k;
+      if (t < T) {
+        xs[k] = active ? load<real>(x, t * N + n, storage) : zero;
+        v_prev[k] = v;
+        real o;
+        spikegrad::detail::multilevel_element_step<real, G, Smooth>(xs[k], v, o, L, a[t]);
+      }
+    }
+#pragma unroll
+    for (int k = kChunkSteps - 1; k >= 0; --k) {
+      const int64_t t = t0 + k;
+      if (t < T) {
+        const real g_out = (active && grad_output != nullptr) ? load<real>(grad_output, t * N + n, storage) : zero;
+        const real g_mem = (active && grad_membrane != nullptr) ? load<real>(grad_membrane, t * N + n, storage) : zero;
+        real scratch = v_prev[k], c_a, c_lam;
+        spikegrad::detail::multilevel_element_backward<real, G>(detach_reset, xs[k], scratch, g_out, g_mem, g_v, c_a,
+                                                                c_lam, L, a[t]);
+        double sums[1] = {active ? static_cast<double>(c_a) : 0.0};
+        if (active) {
+          store(grad_x, t * N + n, scratch, storage);
+          lam_sum += static_cast<double>(c_lam);
+        }
+        block_sum(sums, shared);
+        if (threadIdx.x == 0) partials[(1 + t) * num_blocks + blockIdx.x] = sums[0];
+      }
+    }
+  }
+  if (active) grad_v_init[n] = g_v;
+  double decay_sum[1] = {lam_sum};
+  block_sum(decay_sum, shared);
+  if (threadIdx.x == 0) partials[blockIdx.x] = decay_sum[0];
+}
+
+// partials row j -> grad_decay (j = 0) or grad_a[j - 1].
+struct MultilevelGradients {
+  double* grad_decay;
+  double* grad_a;
+  __device__ double* operator()(int64_t j) const { return j == 0 ? grad_decay : grad_a + (j - 1); }
+};
+
+// Validates like multilevel_*_cpu (a read from a host copy) and returns the level parameters.
+template <typename real>
+LevelParams<real> checked_level_params(const MultilevelDeviceParams& device, cudaStream_t stream) {
+  MultilevelParams<real> P;
+  P.T = device.T;
+  P.N = device.N;
+  P.decay = static_cast<real>(device.decay);
+  P.theta_p = static_cast<real>(device.theta_p);
+  P.theta_n = static_cast<real>(device.theta_n);
+  P.k_p = device.k_p;
+  P.k_n = device.k_n;
+  P.v_init = static_cast<const real*>(device.v_init);
+  std::vector<real> a_host;
+  if (device.T >= 1 && device.a != nullptr) {
+    a_host.resize(static_cast<std::size_t>(device.T));
+    check_cuda(cudaMemcpyAsync(a_host.data(), device.a, sizeof(real) * a_host.size(), cudaMemcpyDeviceToHost, stream),
+               "copying a to the host");
+    check_cuda(cudaStreamSynchronize(stream), "synchronizing the stream");
+    P.a = a_host.data();
+  }
+  validate_multilevel_params(P);
+  return {P.decay, P.theta_p, P.theta_n, P.k_p, P.k_n,
+          spikegrad::detail::span_bounds(P.theta_p, P.theta_n, P.k_p, P.k_n)};
+}
+
+template <typename F>
+void dispatch_level(const MultilevelOptions& options, bool forward, F&& f) {
+  spikegrad::detail::dispatch_multilevel(options, [&](auto surrogate_c, auto smooth_c) {
+    constexpr bool smooth = decltype(smooth_c)::value;
+    if (forward && !smooth) {
+      // outside smooth mode the forward never looks at the surrogate: one variant, as on the CPU
+      f(std::integral_constant<LevelSurrogate, LevelSurrogate::Span>{}, smooth_c);
+    } else {
+      f(surrogate_c, smooth_c);
+    }
+  });
+}
+
+template <typename real>
+void multilevel_forward_typed(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& device,
+                              const void* x, void* output, void* membrane, void* v_last, cudaStream_t stream) {
+  const LevelParams<real> L = checked_level_params<real>(device, stream);
+  if (device.N == 0) return;
+  if (x == nullptr) throw std::invalid_argument("x must not be null");
+  if (output == nullptr) throw std::invalid_argument("output must not be null");
+  if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
+  const unsigned grid = grid_size(num_blocks(device.N), "multilevel_forward");
+  dispatch_level(options, true, [&](auto surrogate_c, auto smooth_c) {
+    multilevel_forward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value>
+        <<<grid, kBlockThreads, 0, stream>>>(L, device.T, device.N, static_cast<const real*>(device.a),
+                                             static_cast<const real*>(device.v_init), storage_of(dtype), x, output,
+                                             membrane, v_last);
+  });
+  check_launch("multilevel_forward_kernel");
+}
+
+template <typename real>
+void multilevel_backward_typed(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& device,
+                               const void* x, const void* grad_output, const void* grad_membrane,
+                               const void* grad_v_last, void* grad_x, void* grad_v_init, double* grad_decay,
+                               double* grad_a, void* workspace, cudaStream_t stream) {
+  const LevelParams<real> L = checked_level_params<real>(device, stream);
+  if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
+  if (grad_a == nullptr) throw std::invalid_argument("grad_a must not be null");
+  const int64_t T = device.T, N = device.N;
+  if (N == 0) {
+    check_cuda(cudaMemsetAsync(grad_decay, 0, sizeof(double), stream), "zeroing grad_decay");
+    check_cuda(cudaMemsetAsync(grad_a, 0, sizeof(double) * static_cast<std::size_t>(T), stream), "zeroing grad_a");
+    return;
+  }
+  if (x == nullptr) throw std::invalid_argument("x must not be null");
+  if (grad_x == nullptr) throw std::invalid_argument("grad_x must not be null");
+  if (grad_v_init == nullptr) throw std::invalid_argument("grad_v_init must not be null");
+  if (workspace == nullptr) throw std::invalid_argument("workspace must not be null");
+  auto* partials = static_cast<double*>(workspace);
+  auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(T + 1, N));
+  const unsigned grid = grid_size(num_blocks(N), "multilevel_backward");
+  dispatch_level(options, false, [&](auto surrogate_c, auto smooth_c) {
+    multilevel_backward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value>
+        <<<grid, kBlockThreads, 0, stream>>>(L, T, N, static_cast<const real*>(device.a),
+                                             static_cast<const real*>(device.v_init), options.detach_reset,
+                                             storage_of(dtype), x, grad_output, grad_membrane, grad_v_last, grad_x,
+                                             static_cast<real*>(grad_v_init), partials, checkpoints);
+  });
+  check_launch("multilevel_backward_kernel");
+  sum_partials(partials, num_blocks(N), T + 1, MultilevelGradients{grad_decay, grad_a}, stream);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNB partial sums (pnb_cpu.hpp): per element and level k, w = exp(-|level - h|) in float64
+// inside the region. Block b of the grid (x) covers kPnbItems consecutive elements, thread i
+// adding elements i, i + kBlockThreads, ... of it in order; blockIdx.y is the level.
+// partials: [K * 4, num_blocks], rows (k - 1) * 4 + [S_w+, S_hw+, S_w-, S_hw-].
+// ---------------------------------------------------------------------------------------------
+
+inline constexpr int64_t kPnbItems = 16 * kBlockThreads;
+
+inline int64_t pnb_blocks(int64_t count) { return count <= 0 ? 0 : (count + kPnbItems - 1) / kPnbItems; }
+
+template <typename real>
+__global__ void __launch_bounds__(kBlockThreads)
+    pnb_partial_sums_kernel(const real* __restrict__ h, int64_t count, real theta_p, real theta_n,
+                            double* __restrict__ partials) {
+  __shared__ double shared[4 * kWarps];
+  const int k = static_cast<int>(blockIdx.y) + 1;
+  const int64_t num_partials = gridDim.x;
+  const real top_p = level(k, theta_p), bottom_p = level(k - 1, theta_p);
+  const real top_n = -level(k, theta_n), bottom_n = -level(k - 1, theta_n);
+  const double lvl_p = static_cast<double>(top_p), lvl_n = static_cast<double>(top_n);
+  double sums[4] = {0.0, 0.0, 0.0, 0.0};
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kPnbItems;
+  const int64_t end = begin + kPnbItems < count ? begin + kPnbItems : count;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kBlockThreads) {
+    const real hi = h[i];
+    const double h64 = static_cast<double>(hi);
+    if (bottom_p < hi && hi <= top_p) {  // Eq. 18
+      const double w = exp(-fabs(lvl_p - h64));
+      sums[0] += w;
+      sums[1] += h64 * w;
+    }
+    if (top_n <= hi && hi < bottom_n) {  // Eq. 19
+      const double w = exp(-fabs(lvl_n - h64));
+      sums[2] += w;
+      sums[3] += h64 * w;
+    }
+  }
+  block_sum(sums, shared);
+  if (threadIdx.x == 0) {
+    for (int q = 0; q < 4; ++q) partials[((k - 1) * 4 + q) * num_partials + blockIdx.x] = sums[q];
+  }
+}
+
+// partials row (k - 1) * 4 + q -> sums[k - 1][q / 2][q % 2], i.e. the same index.
+template <typename real>
+void pnb_typed(const void* h, int64_t count, double theta_p_value, double theta_n_value, int K, double* sums,
+               void* workspace, cudaStream_t stream) {
+  if (K < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(K));
+  const real theta_p = static_cast<real>(theta_p_value), theta_n = static_cast<real>(theta_n_value);
+  if (!(std::isfinite(theta_p) && theta_p > 0)) {
+    throw std::invalid_argument("theta_p must be a finite magnitude > 0, got " +
+                                spikegrad::detail::number_string(theta_p_value));
+  }
+  if (!(std::isfinite(theta_n) && theta_n > 0)) {
+    throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
+                                spikegrad::detail::number_string(theta_n_value));
+  }
+  if (count < 0) throw std::invalid_argument("count must be >= 0");
+  if (sums == nullptr) throw std::invalid_argument("sums must not be null");
+  if (count == 0) {
+    check_cuda(cudaMemsetAsync(sums, 0, sizeof(double) * 4 * static_cast<std::size_t>(K), stream), "zeroing sums");
+    return;
+  }
+  if (h == nullptr) throw std::invalid_argument("h must not be null");
+  if (workspace == nullptr) throw std::invalid_argument("workspace must not be null");
+  if (K > 65535) throw std::invalid_argument("k must be <= 65535 on the GPU, got " + std::to_string(K));
+  const int64_t blocks = pnb_blocks(count);
+  const dim3 grid(grid_size(blocks, "pnb_partial_sums"), static_cast<unsigned>(K));
+  auto* partials = static_cast<double*>(workspace);
+  pnb_partial_sums_kernel<real><<<grid, kBlockThreads, 0, stream>>>(static_cast<const real*>(h), count, theta_p,
+                                                                     theta_n, partials);
+  check_launch("pnb_partial_sums_kernel");
+  sum_partials(partials, blocks, 4 * static_cast<int64_t>(K), Contiguous{sums}, stream);
+}
+
+}  // namespace detail
+
+void multilevel_forward(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& params,
+                        const void* x, void* output, void* membrane, void* v_last, Stream stream) {
+  if (dtype == DType::Float64) {
+    detail::multilevel_forward_typed<double>(options, dtype, params, x, output, membrane, v_last,
+                                             detail::as_stream(stream));
+  } else {
+    detail::multilevel_forward_typed<float>(options, dtype, params, x, output, membrane, v_last,
+                                            detail::as_stream(stream));
+  }
+}
+
+std::size_t multilevel_backward_workspace_bytes(DType dtype, int64_t T, int64_t N) {
+  if (T <= 0 || N <= 0) return 0;
+  return sizeof(double) * detail::partials_count(T + 1, N) + state_size(dtype) * detail::checkpoint_count(T, N);
+}
+
+void multilevel_backward(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& params,
+                         const void* x, const void* grad_output, const void* grad_membrane, const void* grad_v_last,
+                         void* grad_x, void* grad_v_init, double* grad_decay, double* grad_a, void* workspace,
+                         Stream stream) {
+  if (dtype == DType::Float64) {
+    detail::multilevel_backward_typed<double>(options, dtype, params, x, grad_output, grad_membrane, grad_v_last,
+                                              grad_x, grad_v_init, grad_decay, grad_a, workspace,
+                                              detail::as_stream(stream));
+  } else {
+    detail::multilevel_backward_typed<float>(options, dtype, params, x, grad_output, grad_membrane, grad_v_last,
+                                             grad_x, grad_v_init, grad_decay, grad_a, workspace,
+                                             detail::as_stream(stream));
+  }
+}
+
+std::size_t pnb_workspace_bytes(int64_t count, int K) {
+  return sizeof(double) * static_cast<std::size_t>(detail::pnb_blocks(count)) * 4 *
+         static_cast<std::size_t>(K < 0 ? 0 : K);
+}
+
+void pnb_partial_sums(DType dtype, const void* h, int64_t count, double theta_p, double theta_n, int K, double* sums,
+                      void* workspace, Stream stream) {
+  if (dtype == DType::Float64) {
+    detail::pnb_typed<double>(h, count, theta_p, theta_n, K, sums, workspace, detail::as_stream(stream));
+  } else if (dtype == DType::Float32) {
+    detail::pnb_typed<float>(h, count, theta_p, theta_n, K, sums, workspace, detail::as_stream(stream));
+  } else {
+    throw std::invalid_argument("h must be float32 or float64 (the PNB sums have no float16 or bfloat16 kernel)");
+  }
+}
+
+}  // namespace spikegrad::cuda

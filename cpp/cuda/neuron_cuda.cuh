@@ -1,0 +1,267 @@
+// cpp/cuda/neuron_cuda.cuh — the single-level neuron (SPEC 1-5) and its BPTT backward (SPEC 8)
+// on the GPU: one thread per neuron, fused over T, each step the CPU's own forward_element /
+// backward_element (neuron_cpu.hpp). Instantiated per state dtype by
+// neuron_{forward,backward}_{float,double}.cu (float16 and bfloat16 storage run the float kernels).
+// Test: tests/test_cuda.py (on a GPU).
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "common.cuh"
+#include "spikegrad/neuron_cpu.hpp"
+
+namespace spikegrad::cuda::detail {
+
+// Thread n reads x[t * N + n]: a warp's loads and stores of one step are contiguous. The forward
+// goes in chunks of kChunkSteps steps with unrolled loops, so that a chunk's inputs load together.
+
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+__global__ void __launch_bounds__(kBlockThreads)
+    neuron_forward_kernel(NeuronParams<real> P, Storage storage, const void* __restrict__ x,
+                          void* __restrict__ output, void* __restrict__ membrane, void* __restrict__ v_last) {
+  const int64_t N = P.N, T = P.T;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
+  if (n >= N) return;
+  real v = P.v_init != nullptr ? P.v_init[n] : static_cast<real>(0);  // null: zeros
+  for (int64_t t0 = 0; t0 < T; t0 += kChunkSteps) {
+    real xs[kChunkSteps];
+#pragma unroll
+    for (int k = 0; k < kChunkSteps; ++k) {
+      if (t0 + k < T) xs[k] = load<real>(x, (t0 + k) * N + n, storage);
+    }
+#pragma unroll
+    for (int k = 0; k < kChunkSteps; ++k) {
+      const int64_t t = t0 + k;
+      if (t < T) {
+        const spikegrad::detail::ForwardElement<real> e = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(
+            xs[k], v, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+        v = e.v;
+        store(output, t * N + n, e.output, storage);
+        if (membrane != nullptr) store(membrane, t * N + n, e.membrane, storage);
+      }
+    }
+  }
+  store(v_last, n, v, storage);
+}
+
+// The backward: forward again to the start of the last chunk of kBackwardChunkSteps steps
+// (writing the membrane at each chunk start but the first and last to `checkpoints`,
+// [num_chunks - 2, N]), then per chunk in reverse: load its x and grad_output rows, recompute
+// its v[t-1] from its start into shared memory, and run backward_step in reverse. Per step the block sums c_theta and c_p in float64 (block_sum) into partials[1 + t]
+// and partials[1 + T + t]; c_lam is summed per thread over t (from T - 1 down), then per block
+// into partials[0]. partials: [2T + 1, num_blocks]. Threads past N take part with zero
+// contributions. The chunk's rows live in shared memory (each thread its own column), not in
+// registers: the loops then need no unrolling, which keeps the 288 compiled variants per dtype
+// quick to build (docs/cuda.md, build time).
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+__global__ void __launch_bounds__(kBlockThreads)
+    neuron_backward_kernel(NeuronParams<real> P, bool detach_reset, Storage storage, const void* __restrict__ x,
+                           const void* __restrict__ grad_output, const void* __restrict__ grad_membrane,
+                           const void* __restrict__ grad_v_last, void* __restrict__ grad_x,
+                           real* __restrict__ grad_v_init, double* __restrict__ partials,
+                           real* __restrict__ checkpoints) {
+  constexpr int kSteps = kBackwardChunkSteps<real>;
+  __shared__ double shared[2 * kWarps];
+  __shared__ real chunk_x[kSteps][kBlockThreads];
+  __shared__ real chunk_g_out[kSteps][kBlockThreads];
+  __shared__ real chunk_v_prev[kSteps][kBlockThreads];
+  const int64_t N = P.N, T = P.T;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
+  const int i = static_cast<int>(threadIdx.x);
+  const bool active = n < N;
+  const int64_t num_blocks = gridDim.x;
+  const int64_t num_chunks = (T + kSteps - 1) / kSteps;
+  const real zero = static_cast<real>(0);
+
+  auto initial_membrane = [&] { return (active && P.v_init != nullptr) ? P.v_init[n] : zero; };  // null: zeros
+  real v = initial_membrane();
+  if (active) {
+    for (int64_t c = 0; c + 1 < num_chunks; ++c) {
+      if (c > 0) checkpoints[(c - 1) * N + n] = v;
+      for (int k = 0; k < kSteps; ++k) {
+        const int64_t t = c * kSteps + k;  // every step of a chunk before the last exists
+        const real xv = load<real>(x, t * N + n, storage);
+        v = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(xv, v, P.decay, P.v_reset, P.threshold[t],
+                                                                         P.sg_param[t]).v;
+      }
+    }
+  }
+
+  real g_v = (active && grad_v_last != nullptr) ? load<real>(grad_v_last, n, storage) : zero;
+  double lam_sum = 0.0;
+  for (int64_t c = num_chunks - 1; c >= 0; --c) {
+    const int64_t t0 = c * kSteps;
+    const int steps = static_cast<int>(T - t0 < kSteps ? T - t0 : kSteps);
+    if (c + 1 < num_chunks) v = !active ? zero : (c == 0 ? initial_membrane() : checkpoints[(c - 1) * N + n]);
+    // the chunk's x and grad_output rows, loaded together (unrolled: independent loads in
+    // flight, which the bandwidth needs); the compute loops below need no unrolling
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) {
+      const int64_t t = t0 + k;
+      if (k < steps) {
+        chunk_x[k][i] = active ? load<real>(x, t * N + n, storage) : zero;
+        chunk_g_out[k][i] = (active && grad_output != nullptr) ? load<real>(grad_output, t * N + n, storage) : zero;
+      }
+    }
+    for (int k = 0; k < steps; ++k) {
+      const int64_t t = t0 + k;
+      chunk_v_prev[k][i] = v;
+      v = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(chunk_x[k][i], v, P.decay, P.v_reset,
+                                                                       P.threshold[t], P.sg_param[t]).v;
+    }
+    for (int k = steps - 1; k >= 0; --k) {
+      const int64_t t = t0 + k;
+      const real g_out = chunk_g_out[k][i];
+      const real g_mem = (active && grad_membrane != nullptr) ? load<real>(grad_membrane, t * N + n, storage) : zero;
+      const real x_t = chunk_x[k][i];
+      const real v_prev = chunk_v_prev[k][i];
+      const spikegrad::detail::BackwardElement<real> e =
+          detach_reset ? spikegrad::detail::backward_element<real, C, R, S, G, Smooth, true>(
+                             x_t, v_prev, g_out, g_mem, g_v, P.decay, P.v_reset, P.threshold[t], P.sg_param[t])
+                       : spikegrad::detail::backward_element<real, C, R, S, G, Smooth, false>(
+                             x_t, v_prev, g_out, g_mem, g_v, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
+      g_v = e.grad_v_prev;
+      double sums[2] = {active ? static_cast<double>(e.grad_threshold) : 0.0,
+                        active ? static_cast<double>(e.grad_sg_param) : 0.0};
+      if (active) {
+        store(grad_x, t * N + n, e.grad_x, storage);
+        lam_sum += static_cast<double>(e.grad_decay);
+      }
+      block_sum(sums, shared);
+      if (threadIdx.x == 0) {
+        partials[(1 + t) * num_blocks + blockIdx.x] = sums[0];
+        partials[(1 + T + t) * num_blocks + blockIdx.x] = sums[1];
+      }
+    }
+  }
+  if (active) grad_v_init[n] = g_v;
+  double decay_sum[1] = {lam_sum};
+  block_sum(decay_sum, shared);
+  if (threadIdx.x == 0) partials[blockIdx.x] = decay_sum[0];
+}
+
+// partials row j -> grad_decay (j = 0), grad_threshold[j - 1], grad_sg_param[j - 1 - T].
+struct NeuronGradients {
+  double* grad_decay;
+  double* grad_threshold;
+  double* grad_sg_param;
+  int64_t T;
+  __device__ double* operator()(int64_t j) const {
+    return j == 0 ? grad_decay : (j <= T ? grad_threshold + (j - 1) : grad_sg_param + (j - 1 - T));
+  }
+};
+
+// The host copies of threshold and sg_param that validate_neuron_params reads.
+template <typename real>
+NeuronParams<real> host_params(const NeuronDeviceParams& device, std::vector<real>& threshold,
+                               std::vector<real>& sg_param, cudaStream_t stream) {
+  NeuronParams<real> P;
+  P.T = device.T;
+  P.N = device.N;
+  P.decay = static_cast<real>(device.decay);
+  P.v_reset = static_cast<real>(device.v_reset);
+  if (device.T >= 1 && device.threshold != nullptr && device.sg_param != nullptr) {
+    threshold.resize(static_cast<std::size_t>(device.T));
+    sg_param.resize(static_cast<std::size_t>(device.T));
+    const std::size_t bytes = sizeof(real) * static_cast<std::size_t>(device.T);
+    check_cuda(cudaMemcpyAsync(threshold.data(), device.threshold, bytes, cudaMemcpyDeviceToHost, stream),
+               "copying threshold to the host");
+    check_cuda(cudaMemcpyAsync(sg_param.data(), device.sg_param, bytes, cudaMemcpyDeviceToHost, stream),
+               "copying sg_param to the host");
+    check_cuda(cudaStreamSynchronize(stream), "synchronizing the stream");
+    P.threshold = threshold.data();
+    P.sg_param = sg_param.data();
+  }
+  P.v_init = static_cast<const real*>(device.v_init);
+  return P;
+}
+
+template <typename real>
+NeuronParams<real> device_params(NeuronParams<real> P, const NeuronDeviceParams& device) {
+  P.threshold = static_cast<const real*>(device.threshold);
+  P.sg_param = static_cast<const real*>(device.sg_param);
+  return P;
+}
+
+template <typename real>
+void neuron_forward_typed(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& device,
+                          const void* x, void* output, void* membrane, void* v_last, Stream stream_handle) {
+  const cudaStream_t stream = as_stream(stream_handle);
+  std::vector<real> threshold, sg_param;
+  const NeuronParams<real> checked = host_params<real>(device, threshold, sg_param, stream);
+  validate_neuron_params(options, checked);
+  if (device.N == 0) return;
+  if (x == nullptr) throw std::invalid_argument("x must not be null");
+  if (output == nullptr) throw std::invalid_argument("output must not be null");
+  if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
+  const NeuronParams<real> P = device_params(checked, device);
+  const unsigned grid = grid_size(num_blocks(P.N), "neuron_forward");
+  dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
+    constexpr bool smooth = decltype(smooth_c)::value;
+    // outside smooth mode the forward never looks at the surrogate: one variant, as on the CPU
+    constexpr Surrogate shape = smooth ? decltype(surrogate_c)::value : Surrogate::Rect;
+    neuron_forward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
+                          shape, smooth>
+        <<<grid, kBlockThreads, 0, stream>>>(P, storage_of(dtype), x, output, membrane, v_last);
+  });
+  check_launch("neuron_forward_kernel");
+}
+
+template <typename real>
+void neuron_backward_typed(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& device,
+                           const void* x, const void* grad_output, const void* grad_membrane,
+                           const void* grad_v_last, void* grad_x, void* grad_v_init, double* grad_decay,
+                           double* grad_threshold, double* grad_sg_param, void* workspace, Stream stream_handle) {
+  const cudaStream_t stream = as_stream(stream_handle);
+  std::vector<real> threshold, sg_param;
+  const NeuronParams<real> checked = host_params<real>(device, threshold, sg_param, stream);
+  validate_neuron_params(options, checked);
+  if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
+  if (grad_threshold == nullptr) throw std::invalid_argument("grad_threshold must not be null");
+  if (grad_sg_param == nullptr) throw std::invalid_argument("grad_sg_param must not be null");
+  const int64_t T = device.T, N = device.N;
+  if (N == 0) {
+    // the sums over no neurons
+    check_cuda(cudaMemsetAsync(grad_decay, 0, sizeof(double), stream), "zeroing grad_decay");
+    check_cuda(cudaMemsetAsync(grad_threshold, 0, sizeof(double) * static_cast<std::size_t>(T), stream),
+               "zeroing grad_threshold");
+    check_cuda(cudaMemsetAsync(grad_sg_param, 0, sizeof(double) * static_cast<std::size_t>(T), stream),
+               "zeroing grad_sg_param");
+    return;
+  }
+  if (x == nullptr) throw std::invalid_argument("x must not be null");
+  if (grad_x == nullptr) throw std::invalid_argument("grad_x must not be null");
+  if (grad_v_init == nullptr) throw std::invalid_argument("grad_v_init must not be null");
+  if (workspace == nullptr) throw std::invalid_argument("workspace must not be null");
+  const NeuronParams<real> P = device_params(checked, device);
+  auto* partials = static_cast<double*>(workspace);
+  auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(2 * T + 1, N));
+  static_assert(kBackwardChunkSteps<real> == (sizeof(real) == 8 ? 4 : 8), "workspace size (dispatch.cu)");
+  const unsigned grid = grid_size(num_blocks(N), "neuron_backward");
+  dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
+    neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
+                           decltype(surrogate_c)::value, decltype(smooth_c)::value>
+        <<<grid, kBlockThreads, 0, stream>>>(P, options.detach_reset, storage_of(dtype), x, grad_output,
+                                             grad_membrane, grad_v_last, grad_x, static_cast<real*>(grad_v_init),
+                                             partials, checkpoints);
+  });
+  check_launch("neuron_backward_kernel");
+  sum_partials(partials, num_blocks(N), 2 * T + 1, NeuronGradients{grad_decay, grad_threshold, grad_sg_param, T},
+               stream);
+}
+
+}  // namespace spikegrad::cuda::detail
+
+// neuron_{forward,backward}_{float,double}.cu instantiate one launcher each for one state dtype.
+#define SPIKEGRAD_INSTANTIATE_NEURON_FORWARD_CUDA(real)                                                 \
+  namespace spikegrad::cuda::detail {                                                                   \
+  template void neuron_forward_typed<real>(const NeuronOptions&, DType, const NeuronDeviceParams&,       \
+                                           const void*, void*, void*, void*, Stream);                   \
+  }
+#define SPIKEGRAD_INSTANTIATE_NEURON_BACKWARD_CUDA(real)                                                \
+  namespace spikegrad::cuda::detail {                                                                   \
+  template void neuron_backward_typed<real>(const NeuronOptions&, DType, const NeuronDeviceParams&,      \
+                                            const void*, const void*, const void*, const void*, void*,  \
+                                            void*, double*, double*, double*, void*, Stream);           \
+  }

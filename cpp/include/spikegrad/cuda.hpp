@@ -1,0 +1,118 @@
+// spikegrad/cuda.hpp — the CUDA kernels' host launchers (CMake target spikegrad::cuda). A plain
+// C++ header: including it needs no CUDA headers; pointers are device pointers, the stream is a
+// cudaStream_t passed as void*. Implemented in cpp/cuda/*.cu; design in docs/cuda.md.
+// Test: tests/test_cuda.py (needs a GPU; tools/gpu_check.sh runs it), cpp/tests/test_cuda_api.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "multilevel_cpu.hpp"  // MultilevelOptions
+#include "options.hpp"
+
+namespace spikegrad::cuda {
+
+using Stream = void*;  // a cudaStream_t; nullptr is the legacy default stream
+
+// The dtype of x and of everything shaped like it (output, membrane, v_last, their gradients,
+// grad_x). The state (membrane arithmetic, thresholds, decay, v_init, grad_v_init) is float64
+// for Float64 and float32 otherwise: float16 and bfloat16 are storage formats only.
+enum class DType { Float32, Float64, Float16, BFloat16 };
+
+// The state dtype's size in bytes: 8 for Float64, 4 otherwise.
+std::size_t state_size(DType dtype);
+
+// Neurons per CUDA block and timesteps per register chunk: constants, not launch-time choices,
+// so that the float64 parameter-gradient sums have one order on every GPU (docs/cuda.md).
+inline constexpr int kBlockThreads = 256;
+inline constexpr int kChunkSteps = 8;
+
+// T = timesteps, N = neurons; [T, N] arrays are time-major: element (t, n) at t * N + n.
+// threshold, sg_param: [T] and v_init: [N], device arrays in the state dtype.
+struct NeuronDeviceParams {
+  int64_t T = 0, N = 0;
+  double decay = 0;    // lam, rounded to the state dtype
+  double v_reset = 0;  // rounded to the state dtype
+  const void* threshold = nullptr;
+  const void* sg_param = nullptr;
+  const void* v_init = nullptr;
+};
+
+// Every launcher validates like its CPU twin and throws std::invalid_argument naming the
+// argument; parameter *values* (NaN, threshold <= 0, sg_param <= 0) are checked on a host copy
+// of threshold and sg_param, so a launcher synchronizes `stream` once before it launches.
+// CUDA errors throw std::runtime_error. Launches are asynchronous on `stream` otherwise.
+
+// x, output: [T, N]; membrane: [T, N] (receives h) or nullptr; v_last: [N].
+void neuron_forward(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& params, const void* x,
+                    void* output, void* membrane, void* v_last, Stream stream);
+
+// Bytes of device scratch the backward needs (float64 per-block partial sums, and the
+// membranes at the starts of the chunks of kChunkSteps steps when T > kChunkSteps).
+std::size_t neuron_backward_workspace_bytes(DType dtype, int64_t T, int64_t N);
+
+// grad_output, grad_membrane: [T, N] or nullptr (zero); grad_v_last: [N] or nullptr (zero).
+// grad_x: [T, N]; grad_v_init: [N] in the state dtype. grad_decay: 1, grad_threshold,
+// grad_sg_param: [T] device doubles. workspace: neuron_backward_workspace_bytes, 8-byte aligned.
+void neuron_backward(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& params, const void* x,
+                     const void* grad_output, const void* grad_membrane, const void* grad_v_last, void* grad_x,
+                     void* grad_v_init, double* grad_decay, double* grad_threshold, double* grad_sg_param,
+                     void* workspace, Stream stream);
+
+// The multi-level CF neuron (SPEC 6). a: [T] and v_init: [N] device arrays in the state dtype.
+struct MultilevelDeviceParams {
+  int64_t T = 0, N = 0;
+  double decay = 0;
+  double theta_p = 1, theta_n = 1;
+  int k_p = 2, k_n = 2;
+  const void* a = nullptr;
+  const void* v_init = nullptr;
+};
+
+void multilevel_forward(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& params,
+                        const void* x, void* output, void* membrane, void* v_last, Stream stream);
+
+std::size_t multilevel_backward_workspace_bytes(DType dtype, int64_t T, int64_t N);
+
+// grad_decay: 1, grad_a: [T] device doubles; the rest as neuron_backward.
+void multilevel_backward(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& params,
+                         const void* x, const void* grad_output, const void* grad_membrane, const void* grad_v_last,
+                         void* grad_x, void* grad_v_init, double* grad_decay, double* grad_a, void* workspace,
+                         Stream stream);
+
+// PNB partial sums (SPEC 6, Eqs. 18-19) of h: [count], Float32 or Float64. sums: [K][2][2]
+// device doubles (as pnb_partial_sums_cpu). workspace: pnb_workspace_bytes.
+std::size_t pnb_workspace_bytes(int64_t count, int K);
+void pnb_partial_sums(DType dtype, const void* h, int64_t count, double theta_p, double theta_n, int K, double* sums,
+                      void* workspace, Stream stream);
+
+// DS-ATGO's fused forward (adaptive_cpu.hpp), Float32 or Float64: a host loop over t, one
+// synchronization per step (theta[t] and k_t are computed on the host by the CPU's own
+// functions, from float64 statistics summed on the device in the CPU's order).
+// x, output: [T, N]; membrane: [T, N] or nullptr; v_last, h_scratch: [N]; threshold, sg_param:
+// [T] device arrays of x's dtype; mean, std_dev: [T] device doubles. v_init in AdaptiveDeviceParams
+// is a device pointer. workspace: adaptive_workspace_bytes(N).
+struct AdaptiveDeviceParams {
+  int64_t T = 0, N = 0;
+  double decay = 0, v_reset = 0;
+  const void* v_init = nullptr;
+  int threshold_mode = 0;  // 0 "true", 1 "estimated" (ThresholdMode)
+  double f_c = 1, v_th = 1;
+  bool tgo = true;
+  int tgo_driver = 0;      // 0 "std", 1 "threshold" (TgoDriver)
+  double width = 1;
+};
+std::size_t adaptive_workspace_bytes(int64_t N);
+void adaptive_forward(const NeuronOptions& options, DType dtype, const AdaptiveDeviceParams& params, const void* x,
+                      void* output, void* membrane, void* v_last, void* threshold, void* sg_param, double* mean,
+                      double* std_dev, void* h_scratch, void* workspace, Stream stream);
+
+// The canonical order of the device's float64 sums of M values (docs/cuda.md), on the host:
+// thread k of kBlockThreads adds values k, k + kBlockThreads, ... in order; then the warps'
+// shuffle trees (offsets 16, 8, 4, 2, 1); then the same tree over the warps' sums. The
+// device's sum_partials kernel uses this order; tests check that the two agree bit for bit.
+double ordered_device_sum(const double* values, int64_t M);
+// The same order, on the device: sums M values of `values` (a device array) into *out.
+void device_sum(const double* values, int64_t M, double* out, Stream stream);
+
+}  // namespace spikegrad::cuda

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tools/gpu_check.sh LOGDIR — the one command a GPU machine runs (docs/cuda.md): build and install
+# spikegrad with its CUDA module, check that the module loads and sees the GPU, run the whole test
+# suite (tests/test_cuda.py runs instead of skipping), then `spikegrad bench --device cuda` for the
+# issue's case (float32, T = 8, N = 2^20 and 2^24). Everything is logged under LOGDIR:
+#   build.log  pytest.log  bench.txt  bench.json  summary.txt
+# Needs: nvcc, a CUDA build of torch, pybind11, scikit-build-core, pytest, hypothesis (no network).
+# Exits non-zero if any step fails; later steps still run so that one run reports everything.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+logdir=${1:?usage: tools/gpu_check.sh LOGDIR}
+mkdir -p "$logdir"
+logdir=$(cd "$logdir" && pwd)
+status=0
+summary="$logdir/summary.txt"
+: >"$summary"
+step() {  # step NAME COMMAND...: run, log, record pass/fail
+  local name=$1
+  shift
+  local start=$SECONDS
+  if "$@"; then
+    echo "[ok]   $name ($((SECONDS - start)) s)" | tee -a "$summary"
+  else
+    echo "[FAIL] $name ($((SECONDS - start)) s)" | tee -a "$summary"
+    status=1
+  fi
+}
+
+{
+  nvidia-smi || true
+  nvcc --version || true
+  python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+} >"$logdir/environment.txt" 2>&1
+
+# the GPU's own architecture is added to sm_80 and sm_90 (e.g. 90 on an H100/H200: no change)
+step "build and install (with the CUDA module)" bash -c \
+  "pip install --no-build-isolation --no-deps -v . -C cmake.define.SPIKEGRAD_CUDA=ON >'$logdir/build.log' 2>&1"
+step "spikegrad._cuda loads and a GPU is visible" python -c "
+import torch, spikegrad, spikegrad._cuda
+assert torch.cuda.is_available(), 'torch sees no GPU'
+print(torch.cuda.get_device_name())"
+# from a directory outside the checkout, so that the installed package is the one imported
+step "pytest (whole suite, CUDA tests included)" bash -c \
+  "cd tests && python -m pytest -q -ra -p no:cacheprovider . >'$logdir/pytest.log' 2>&1; rc=\$?; tail -n 30 '$logdir/pytest.log'; exit \$rc"
+step "CUDA tests ran (not skipped)" bash -c "! grep -q 'SKIPPED.*test_cuda.py' '$logdir/pytest.log'"
+step "spikegrad bench --device cuda (T = 8, N = 2^20, 2^24)" bash -c \
+  "spikegrad bench --device cuda --T 8 --N 1048576 16777216 --no-progress --json '$logdir/bench.json' >'$logdir/bench.txt' 2>&1; rc=\$?; cat '$logdir/bench.txt'; exit \$rc"
+echo "logs: $logdir" | tee -a "$summary"
+exit $status
