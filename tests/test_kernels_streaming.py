@@ -1,5 +1,5 @@
-"""Large outputs (16 MiB and more: the size from which a build with streaming stores,
-SPIKEGRAD_STREAMING_STORE_BYTES in neuron_cpu.hpp, writes them non-temporally) and the two
+"""Large outputs (16 MiB and more: many blocks per thread, the backward's prefetching of the
+next block's x and of grad_x lines running far ahead of the stores) and the two
 places the backward keeps v[t-1] (a block-local array up to 64 KiB of rows, else grad_x):
 bit for bit the reference, with rows that start off a 16-byte boundary (N odd), with and
 without the membrane, for 1 and 2 threads. NumPy only."""
