@@ -4,7 +4,7 @@ the user-facing errors."""
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
@@ -85,6 +85,22 @@ def test_op_matches_reference(case, seed):
                      magnitude=getattr(scale, name))
 
 
+def _eager_sigmoid_underflows(case):
+    """tests/eager.py writes SPEC's sigmoid derivative as it stands, p sg(pz) sg(-pz); past
+    |p z| ~ 709 torch.sigmoid(-|p z|) underflows to 0 where the op's p e / (1 + e)^2 keeps the
+    subnormal value (e.g. 2.85e-311 against 0 in a sg_param gradient). Such draws compare the
+    oracle's underflow, not the op; test_ref_formulas checks that regime of the formula."""
+    if case["surrogate"] != "sigmoid":
+        return False
+    h = ref.forward(**case).membrane
+    T = h.shape[0]
+    theta = np.broadcast_to(np.asarray(case["threshold"], dtype=np.float64), (T,))[:, None]
+    p = np.broadcast_to(np.asarray(case["sg_param"], dtype=np.float64), (T,))[:, None]
+    with np.errstate(all="ignore"):
+        z = h - theta if case["scale"] == "absolute" else h / theta - 1
+        return bool(np.any(np.abs(p * z) > 700))
+
+
 @settings(max_examples=examples(400))
 @given(case=sgst.neuron_case(
     option_strategy=sgst.options(smooth=st.just(False)),
@@ -96,6 +112,7 @@ def test_op_matches_reference(case, seed):
     smooth=False, detach_reset=True), seed=0)
 def test_op_matches_independent_autograd_transcription(case, seed):
     """The non-smooth and detach_reset paths, against autograd through tests/eager.py."""
+    assume(not _eager_sigmoid_underflows(case))
     options = {k: case[k] for k in OPTION_KEYS}
     leaves = _tensors(case)
     T, N = case["x"].shape

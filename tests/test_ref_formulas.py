@@ -1,5 +1,7 @@
 """Layer 1, the reference against itself and against SPEC.md worked by hand."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -132,3 +134,13 @@ def test_backward_reset_path_by_hand():
     r = run([1.25, 0.25], decay=0.5, threshold=1.0, reset="hard", detach_reset=True)
     g = ref.backward(r, None, grad_v_last=np.ones(1))
     assert g.x[0, 0] == 0.0  # detached: only the (1 - s0) = 0 path remains
+
+
+def test_sigmoid_derivative_keeps_its_subnormal_tail():
+    # p sg(pz) (1 - sg(pz)) = p e^{-|pz|} / (1 + e^{-|pz|})^2 -> p e^{-|pz|} in the tail, where
+    # sg(-|pz|) written as 1 / (1 + exp(|pz|)) would overflow to 0 (the op's gradients there
+    # are subnormal, not 0; tests/test_ops.py leaves such draws out of the eager comparison)
+    p = np.float64(1.0)
+    tail = F.sigmoid_derivative(np.array([714.0, -714.0]), p)
+    assert tail[0] == tail[1] > 0
+    assert abs(tail[0] - math.exp(-714.0)) <= 2 * np.finfo(np.float64).smallest_subnormal
