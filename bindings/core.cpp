@@ -103,18 +103,6 @@ void check_no_overlap(std::initializer_list<Buffer> buffers) {
   }
 }
 
-spikegrad::NeuronOptions parse_options(const std::string& charge, const std::string& reset, const std::string& scale,
-                                       const std::string& surrogate, bool smooth, bool detach_reset) {
-  spikegrad::NeuronOptions options;
-  options.charge = spikegrad::parse_charge(charge);
-  options.reset = spikegrad::parse_reset(reset);
-  options.scale = spikegrad::parse_scale(scale);
-  options.surrogate = spikegrad::parse_surrogate(surrogate);
-  options.smooth = smooth;
-  options.detach_reset = detach_reset;
-  return options;
-}
-
 template <typename real>
 spikegrad::NeuronParams<real> make_params(const py::array& x, double decay, const py::array& threshold,
                                           double v_reset, const py::array& sg_param, const py::array* v_init) {
@@ -148,7 +136,7 @@ void neuron_forward(const py::object& x_obj, double decay, const py::object& thr
                     const py::object& membrane_obj, const py::object& v_last_obj, const std::string& charge,
                     const std::string& reset, const std::string& scale, const std::string& surrogate, bool smooth,
                     int num_threads) {
-  const spikegrad::NeuronOptions options = parse_options(charge, reset, scale, surrogate, smooth, false);
+  const spikegrad::NeuronOptions options = spikegrad::parse_neuron_options(charge, reset, scale, surrogate, smooth, false);
   py::array x = as_array(x_obj, "x");
   const py::dtype dtype = dtype_of_x(x);
   if (x.ndim() != 2) throw py::value_error("x must be 2-D [T, N], got shape " + shape_string(x));
@@ -198,7 +186,7 @@ py::tuple neuron_backward(const py::object& x_obj, double decay, const py::objec
                           const py::object& grad_v_init_obj, const std::string& charge, const std::string& reset,
                           const std::string& scale, const std::string& surrogate, bool smooth, bool detach_reset,
                           bool param_grads, int num_threads) {
-  const spikegrad::NeuronOptions options = parse_options(charge, reset, scale, surrogate, smooth, detach_reset);
+  const spikegrad::NeuronOptions options = spikegrad::parse_neuron_options(charge, reset, scale, surrogate, smooth, detach_reset);
   py::array x = as_array(x_obj, "x");
   const py::dtype dtype = dtype_of_x(x);
   if (x.ndim() != 2) throw py::value_error("x must be 2-D [T, N], got shape " + shape_string(x));

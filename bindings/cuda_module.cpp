@@ -31,26 +31,6 @@ P* ptr(std::uintptr_t address) {
 
 sc::Stream stream_of(std::uintptr_t stream) { return reinterpret_cast<sc::Stream>(stream); }
 
-spikegrad::NeuronOptions neuron_options(const std::string& charge, const std::string& reset, const std::string& scale,
-                                        const std::string& surrogate, bool smooth, bool detach_reset) {
-  spikegrad::NeuronOptions options;
-  options.charge = spikegrad::parse_charge(charge);
-  options.reset = spikegrad::parse_reset(reset);
-  options.scale = spikegrad::parse_scale(scale);
-  options.surrogate = spikegrad::parse_surrogate(surrogate);
-  options.smooth = smooth;
-  options.detach_reset = detach_reset;
-  return options;
-}
-
-spikegrad::MultilevelOptions multilevel_options(const std::string& surrogate, bool smooth, bool detach_reset) {
-  spikegrad::MultilevelOptions options;
-  options.surrogate = spikegrad::parse_level_surrogate(surrogate);
-  options.smooth = smooth;
-  options.detach_reset = detach_reset;
-  return options;
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -64,7 +44,7 @@ PYBIND11_MODULE(_cuda, m) {
            std::uintptr_t sg_param, std::uintptr_t v_init, std::uintptr_t x, std::uintptr_t output,
            std::uintptr_t membrane, std::uintptr_t v_last, const std::string& charge, const std::string& reset,
            const std::string& scale, const std::string& surrogate, bool smooth, std::uintptr_t stream) {
-          const auto options = neuron_options(charge, reset, scale, surrogate, smooth, false);
+          const auto options = spikegrad::parse_neuron_options(charge, reset, scale, surrogate, smooth, false);
           const sc::NeuronDeviceParams params{T, N, decay, v_reset, ptr(threshold), ptr(sg_param), ptr(v_init)};
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
@@ -91,7 +71,7 @@ PYBIND11_MODULE(_cuda, m) {
            std::uintptr_t grad_sg_param, std::uintptr_t workspace, const std::string& charge,
            const std::string& reset, const std::string& scale, const std::string& surrogate, bool smooth,
            bool detach_reset, std::uintptr_t stream) {
-          const auto options = neuron_options(charge, reset, scale, surrogate, smooth, detach_reset);
+          const auto options = spikegrad::parse_neuron_options(charge, reset, scale, surrogate, smooth, detach_reset);
           const sc::NeuronDeviceParams params{T, N, decay, v_reset, ptr(threshold), ptr(sg_param), ptr(v_init)};
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
@@ -112,7 +92,7 @@ PYBIND11_MODULE(_cuda, m) {
            int k_n, std::uintptr_t a, std::uintptr_t v_init, std::uintptr_t x, std::uintptr_t output,
            std::uintptr_t membrane, std::uintptr_t v_last, const std::string& surrogate, bool smooth,
            std::uintptr_t stream) {
-          const auto options = multilevel_options(surrogate, smooth, false);
+          const auto options = spikegrad::parse_multilevel_options(surrogate, smooth, false);
           const sc::MultilevelDeviceParams params{T, N, decay, theta_p, theta_n, k_p, k_n, ptr(a), ptr(v_init)};
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
@@ -136,7 +116,7 @@ PYBIND11_MODULE(_cuda, m) {
            std::uintptr_t grad_membrane, std::uintptr_t grad_v_last, std::uintptr_t grad_x,
            std::uintptr_t grad_v_init, std::uintptr_t grad_decay, std::uintptr_t grad_a, std::uintptr_t workspace,
            const std::string& surrogate, bool smooth, bool detach_reset, std::uintptr_t stream) {
-          const auto options = multilevel_options(surrogate, smooth, detach_reset);
+          const auto options = spikegrad::parse_multilevel_options(surrogate, smooth, detach_reset);
           const sc::MultilevelDeviceParams params{T, N, decay, theta_p, theta_n, k_p, k_n, ptr(a), ptr(v_init)};
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
@@ -170,7 +150,7 @@ PYBIND11_MODULE(_cuda, m) {
            std::uintptr_t h_scratch, std::uintptr_t workspace, const std::string& charge, const std::string& reset,
            const std::string& threshold_mode, double f_c, double v_th, bool tgo, const std::string& tgo_driver,
            double width, std::uintptr_t stream) {
-          const auto options = neuron_options(charge, reset, "absolute", "rect", false, false);
+          const auto options = spikegrad::parse_neuron_options(charge, reset, "absolute", "rect", false, false);
           sc::AdaptiveDeviceParams params;
           params.T = T;
           params.N = N;

@@ -29,19 +29,11 @@ spikegrad::MultilevelParams<real> multilevel_params(const py::array& x, const sp
   return params;
 }
 
-spikegrad::MultilevelOptions multilevel_options(const std::string& surrogate, bool smooth, bool detach_reset) {
-  spikegrad::MultilevelOptions options;
-  options.surrogate = spikegrad::parse_level_surrogate(surrogate);
-  options.smooth = smooth;
-  options.detach_reset = detach_reset;
-  return options;
-}
-
 void multilevel_forward(const py::object& x_obj, double decay, double theta_p, double theta_n, int k_p, int k_n,
                         const py::object& a_obj, const py::object& v_init_obj, const py::object& output_obj,
                         const py::object& membrane_obj, const py::object& v_last_obj, const std::string& surrogate,
                         bool smooth, int num_threads) {
-  const spikegrad::MultilevelOptions options = multilevel_options(surrogate, smooth, false);
+  const spikegrad::MultilevelOptions options = spikegrad::parse_multilevel_options(surrogate, smooth, false);
   py::array x = as_array(x_obj, "x");
   const py::dtype dtype = dtype_of_x(x);
   if (x.ndim() != 2) throw py::value_error("x must be 2-D [T, N], got shape " + shape_string(x));
@@ -85,7 +77,7 @@ py::tuple multilevel_backward(const py::object& x_obj, double decay, double thet
                               const py::object& grad_v_last_obj, const py::object& grad_x_obj,
                               const py::object& grad_v_init_obj, const std::string& surrogate, bool smooth,
                               bool detach_reset, bool need_grad_decay, bool need_grad_a, int num_threads) {
-  const spikegrad::MultilevelOptions options = multilevel_options(surrogate, smooth, detach_reset);
+  const spikegrad::MultilevelOptions options = spikegrad::parse_multilevel_options(surrogate, smooth, detach_reset);
   py::array x = as_array(x_obj, "x");
   const py::dtype dtype = dtype_of_x(x);
   if (x.ndim() != 2) throw py::value_error("x must be 2-D [T, N], got shape " + shape_string(x));

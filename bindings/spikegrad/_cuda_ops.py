@@ -61,6 +61,13 @@ def _contiguous(t, name, x: Tensor, dtype=None):
     return t.contiguous()
 
 
+def _upstream(x: Tensor, grad_output, grad_membrane, grad_v_last):
+    """A backward's three upstream gradients (each may be None), contiguous, in x's dtype."""
+    return tuple(_contiguous(g, name, x, x.dtype) for g, name in (
+        (grad_output, "grad_output"), (grad_membrane, "grad_membrane"),
+        (grad_v_last, "grad_v_last")))
+
+
 def _workspace(num_bytes: int, x: Tensor) -> Tensor:
     # torch's caching allocator aligns blocks to 512 bytes (the kernels need 8)
     return torch.empty((max(int(num_bytes), 8),), dtype=torch.uint8, device=x.device)
@@ -115,9 +122,8 @@ def _neuron_backward_cuda(x, decay, threshold, sg_param, v_init, grad_output, gr
     threshold = _contiguous(threshold, "threshold", x, state)
     sg_param = _contiguous(sg_param, "sg_param", x, state)
     v_init = _contiguous(v_init, "v_init", x, state)
-    grad_output = _contiguous(grad_output, "grad_output", x, x.dtype)
-    grad_membrane = _contiguous(grad_membrane, "grad_membrane", x, x.dtype)
-    grad_v_last = _contiguous(grad_v_last, "grad_v_last", x, x.dtype)
+    grad_output, grad_membrane, grad_v_last = _upstream(x, grad_output, grad_membrane,
+                                                        grad_v_last)
     T, N = x.shape
     name = _dtype_name(x)
     grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
@@ -173,9 +179,8 @@ def _multilevel_backward_cuda(x, decay, a, v_init, grad_output, grad_membrane, g
     x = x.contiguous()
     a = _contiguous(a, "a", x, state)
     v_init = _contiguous(v_init, "v_init", x, state)
-    grad_output = _contiguous(grad_output, "grad_output", x, x.dtype)
-    grad_membrane = _contiguous(grad_membrane, "grad_membrane", x, x.dtype)
-    grad_v_last = _contiguous(grad_v_last, "grad_v_last", x, x.dtype)
+    grad_output, grad_membrane, grad_v_last = _upstream(x, grad_output, grad_membrane,
+                                                        grad_v_last)
     T, N = x.shape
     name = _dtype_name(x)
     grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)

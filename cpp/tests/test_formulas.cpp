@@ -301,6 +301,12 @@ void test_invalid() {
   check(parse_charge("no_decay_input") == Charge::NoDecayInput && parse_reset("none") == Reset::None &&
             parse_scale("threshold_robust") == Scale::ThresholdRobust && parse_surrogate("atan") == Surrogate::Atan,
         "parse round trip");
+  const NeuronOptions parsed = parse_neuron_options("if", "soft", "relative", "atan", true, true);
+  check(parsed.charge == Charge::IF && parsed.reset == Reset::Soft && parsed.scale == Scale::Relative &&
+            parsed.surrogate == Surrogate::Atan && parsed.smooth && parsed.detach_reset,
+        "parse_neuron_options");
+  expect_invalid([] { parse_neuron_options("mul", "hrad", "absolute", "rect", false, false); }, "reset",
+                 "parse_neuron_options names the bad option");
 
   double theta[2] = {1, 1}, p[2] = {1, 1}, v_init[1] = {0}, x[2] = {0, 0}, o[2], v_last[1];
   NeuronParams<double> params;

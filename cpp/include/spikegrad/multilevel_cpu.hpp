@@ -31,6 +31,14 @@ struct MultilevelOptions {
   bool detach_reset = false;  // backward only: the counts inside the reset are constants
 };
 
+inline MultilevelOptions parse_multilevel_options(std::string_view surrogate, bool smooth, bool detach_reset) {
+  MultilevelOptions options;
+  options.surrogate = parse_level_surrogate(surrogate);
+  options.smooth = smooth;
+  options.detach_reset = detach_reset;
+  return options;
+}
+
 // T = timesteps, N = neurons; [T, N] arrays are time-major, element (t, n) at t * N + n.
 template <typename real>
 struct MultilevelParams {

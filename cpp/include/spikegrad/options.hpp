@@ -92,6 +92,20 @@ inline Surrogate parse_surrogate(std::string_view s) {
   return detail::parse_option("surrogate", s, detail::kSurrogates);
 }
 
+// All options from their names (the strings of the Python API); std::invalid_argument names
+// the option that is not one of its choices.
+inline NeuronOptions parse_neuron_options(std::string_view charge, std::string_view reset, std::string_view scale,
+                                          std::string_view surrogate, bool smooth, bool detach_reset) {
+  NeuronOptions options;
+  options.charge = parse_charge(charge);
+  options.reset = parse_reset(reset);
+  options.scale = parse_scale(scale);
+  options.surrogate = parse_surrogate(surrogate);
+  options.smooth = smooth;
+  options.detach_reset = detach_reset;
+  return options;
+}
+
 inline const char* to_string(Charge c) { return detail::option_name(c, detail::kCharges); }
 inline const char* to_string(Reset r) { return detail::option_name(r, detail::kResets); }
 inline const char* to_string(Scale s) { return detail::option_name(s, detail::kScales); }
