@@ -7,6 +7,7 @@ import json
 import statistics
 import sys
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -138,3 +139,69 @@ def test_import_leaves_omp_wait_policy_as_it_was(preset):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == str(preset)
+
+
+def test_variants_table_covers_every_single_level_variant(tmp_path, capsys, monkeypatch):
+    # one short timing per case: the table's structure, not the times, is under test
+    monkeypatch.setattr(bench, "MIN_TOTAL_S", 0.0)
+    path = tmp_path / "variants.json"
+    assert cli.main(["bench", "--variants", "--T", "3", "--N", "50", "--repeat", "1",
+                     "--json", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(path.read_text())
+    expected = {bench.variant_label(o) for o in bench.neuron_variants()}
+    assert len(expected) == 4 * 3 * 3 * 4 * 2   # charge x reset x scale x surrogate x smooth
+    rows = report["rows"]
+    assert {(r["mode"], r["method"]) for r in rows} == {
+        (mode, label) for mode in ("forward", "forward+backward") for label in expected}
+    assert len(rows) == 2 * len(expected)
+    assert all(r["T"] == 3 and r["N"] == 50 for r in rows)
+    for r in rows:
+        assert r["x_floor"] == pytest.approx(r["time_s"] / r["floor_s"], rel=1e-9)
+    body = [line for line in out.splitlines() if line.split(" ")[0] in expected]
+    assert len(body) == len(expected)
+    assert "worst" in out and "[smooth]" in out
+
+
+def test_variants_run_the_variant_they_name():
+    # each timed function is the neuron its label names: its output is the NumPy
+    # reference's for those options (bit for bit outside smooth mode)
+    from spikegrad import ref
+    x = torch.randn(4, 33, generator=torch.Generator().manual_seed(3)) + 0.5
+    outputs = set()
+    for options in bench.neuron_variants():
+        got = bench.make_variant(options)(x).numpy()
+        want = ref.neuron.forward(x.numpy(), decay=bench.DECAY, threshold=bench.THRESHOLD,
+                                  v_reset=bench.V_RESET, sg_param=bench.WIDTH,
+                                  **options).output
+        label = bench.variant_label(options)
+        if options["smooth"]:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=label)
+        else:
+            assert np.array_equal(got, want), label
+        outputs.add(got.tobytes())
+    assert len(outputs) > 20   # the options reach the kernel (they change the output)
+    labels = [bench.variant_label(o) for o in bench.neuron_variants()]
+    assert len(set(labels)) == len(labels)
+
+
+def test_variant_goal_verdicts():
+    fb, fwd = bench.FORWARD_BACKWARD, bench.FORWARD
+    rows = [_row(fb, "mul/hard/absolute/rect", 1.2), _row(fb, "if/soft/relative/atan", 1.35),
+            _row(fb, "mul/hard/absolute/sigmoid/smooth", 3.0),
+            _row(fwd, "mul/hard/absolute/rect", 1.1), _row(fwd, "if/soft/relative/atan", 1.15)]
+    lines = bench.variant_goals(bench.Report(rows, {}, {}))
+    assert ("  [NOT met] forward+backward within 1.3x of the floor: 1 of 2 variants; worst "
+            "1.35x (if/soft/relative/atan)") in lines
+    assert ("  [smooth] forward+backward within 1.3x of the floor: 0 of 1 variants; worst "
+            "3.00x (mul/hard/absolute/sigmoid/smooth)") in lines
+    assert ("  [met] forward within 1.2x of the floor: 2 of 2 variants; worst 1.15x "
+            "(if/soft/relative/atan)") in lines
+
+
+@pytest.mark.parametrize("argv", [["--variants", "--device", "cuda"],
+                                  ["--variants", "--plot", "p.png"]])
+def test_variants_refuses_what_it_cannot_do(argv, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "check_plot_available", lambda: None)
+    assert cli.main(["bench", "--no-progress", *argv]) == 2
+    assert "--variants" in capsys.readouterr().err

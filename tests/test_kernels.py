@@ -168,10 +168,12 @@ def test_core_rejects_bad_buffers():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("T, N", [(1, 1), (8, 2048 + 515), (40, 700)])
+@pytest.mark.parametrize("T, N", [(1, 1), (5, 3000), (8, 2048 + 515), (11, 513), (40, 700)])
 def test_absent_v_init_and_skipped_parameter_sums_change_no_bits(dtype, T, N):
     # v_init=None (zeros, no [N] array read) and param_grads=False (no float64 sums) are
-    # shortcuts of the op: the same bits as zeros and as the full backward
+    # shortcuts of the op: the same bits as zeros and as the full backward. They also take
+    # other loops: without parameter sums (and without the membrane as an output) the kernels
+    # run four steps per pass, with them one (T = 5, 11: groups of four plus single steps)
     from spikegrad import _core
 
     rng = np.random.default_rng(T * N)
@@ -197,6 +199,10 @@ def test_absent_v_init_and_skipped_parameter_sums_change_no_bits(dtype, T, N):
     zeros = np.zeros(N, dtype)
     for a, b in zip(forward(None), forward(zeros)):
         assert_bitwise_equal(a, b, "forward from v_init=None vs zeros")
+    out_h, v_last_h, membrane = np.empty_like(x), np.empty(N, dtype), np.empty_like(x)
+    _core.neuron_forward(x, 0.25, theta, 0.0, p, None, out_h, membrane, v_last_h, **options)
+    for a, b in zip((out_h, v_last_h), forward(None)):
+        assert_bitwise_equal(a, b, "forward with the membrane as an output vs without")
     full = backward(zeros, True)
     for v_init in (None, zeros):
         shortcut = backward(v_init, False)

@@ -4,6 +4,7 @@ against the PyTorch loops the seed papers use, measured side by side in one run.
     spikegrad bench                 # T in {4, 8, 16} x N in {2^16, 2^20, 2^22}, a few minutes
     spikegrad bench --quick         # T = 8, N in {2^16, 2^20}: under a minute
     spikegrad bench --json r.json --plot r.png
+    spikegrad bench --variants      # spikegrad alone, every single-level variant, T = 8, N = 2^22
 
 The floor. A neuron layer is memory-bound: per element and timestep, in float32, the forward
 must read x and write the output (8 bytes); a fused forward + backward must also read x again,
@@ -351,6 +352,126 @@ def run_bench(*, Ts=FULL_T, Ns=FULL_N, modes=(FORWARD, FORWARD_BACKWARD), method
 
 
 # ---------------------------------------------------------------------------------------
+# --variants: spikegrad alone over every single-level variant
+# ---------------------------------------------------------------------------------------
+
+def neuron_variants(smooth=(False, True)):
+    """Every (charge, reset, scale, surrogate, smooth) of spikegrad.neuron, as option dicts."""
+    from ._options import CHARGES, RESETS, SCALES, SURROGATES
+    return [dict(charge=c, reset=r, scale=sc, surrogate=g, smooth=sm)
+            for sm in smooth for c in CHARGES for r in RESETS for sc in SCALES
+            for g in SURROGATES]
+
+
+def variant_label(options: dict) -> str:
+    label = f"{options['charge']}/{options['reset']}/{options['scale']}/{options['surrogate']}"
+    return label + ("/smooth" if options["smooth"] else "")
+
+
+def make_variant(options: dict):
+    import spikegrad
+
+    def fused(x):
+        return spikegrad.neuron(x, decay=DECAY, threshold=THRESHOLD, v_reset=V_RESET,
+                                sg_param=WIDTH, **options).output
+    return fused
+
+
+def run_variants(*, T: int = 8, N: int = 2 ** 22, modes=(FORWARD, FORWARD_BACKWARD),
+                 repeat: int = 5, progress: bool = True, smooth=(False, True)) -> Report:
+    """spikegrad.neuron in every variant at one (T, N), each against the floor: the rows'
+    method is the variant's label (charge/reset/scale/surrogate[/smooth])."""
+    torch = _torch()
+    from . import _core
+
+    for name, value in (("T", T), ("N", N), ("repeat", repeat)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    variants = neuron_variants(smooth)
+    meta = dict(
+        allocator=_describe_allocator(),
+        glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
+        torch_threads=torch.get_num_threads(), openmp_threads=_core.openmp_max_threads(),
+        torch_version=torch.__version__, machine=platform.machine(), cpu_count=os.cpu_count(),
+        load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        repeat=repeat, skipped={}, dtype="float32", variants=True,
+        neuron=dict(decay=DECAY, threshold=THRESHOLD, v_reset=V_RESET, sg_param=WIDTH),
+        floor_bytes=FLOOR_BYTES,
+    )
+    bar = Progress(1 + len(modes) * len(variants), progress)
+    start = time.perf_counter()
+    bandwidth = copy_bandwidth(T, N, repeat)
+    bar.step(f"copy T={T} N=2^{math.log2(N):g}")
+    x, grad = _inputs(T, N)
+    rows = []
+    for options in variants:
+        label = variant_label(options)
+        for mode in modes:
+            floor = FLOOR_BYTES[mode] * T * N / bandwidth
+            times = median_time(_runner(make_variant(options), x, grad, mode), repeat)
+            seconds = statistics.median(times)
+            rows.append(Row(mode, T, N, label, seconds, floor,
+                            FLOOR_BYTES[mode] * T * N / seconds / 1e9, seconds / floor, times))
+            bar.step(f"{label} {mode}")
+    bar.close()
+    meta["elapsed_s"] = time.perf_counter() - start
+    if hasattr(os, "getloadavg"):
+        meta["load_average_after"] = list(os.getloadavg())
+    return Report(rows, {f"{T},{N}": bandwidth / 1e9}, meta)
+
+
+def format_variants(report: Report) -> str:
+    """One line per variant (forward and forward+backward side by side), then the goals over
+    the variants outside smooth mode."""
+    lines = [f"allocator: {report.meta['allocator']}",
+             f"threads: spikegrad (OpenMP) {report.meta['openmp_threads']}; float32; median of "
+             f"{report.meta['repeat']} runs; load average before "
+             f"{_load(report.meta.get('load_average'))}, after "
+             f"{_load(report.meta.get('load_average_after'))}; copy "
+             + ", ".join(f"{bw:.1f} GB/s" for bw in report.copy_gb_per_s.values())]
+    by_variant = {}
+    for row in report.rows:
+        by_variant.setdefault(row.method, {})[row.mode] = row
+    width = max(len(name) for name in by_variant) if by_variant else 7
+    header = f"{'variant':<{width}}"
+    modes = [m for m in (FORWARD, FORWARD_BACKWARD) if any(m in r for r in by_variant.values())]
+    for mode in modes:
+        header += f"{mode + ' ms':>22}{'x floor':>9}"
+    lines += [header, "-" * len(header)]
+    for name, rows in by_variant.items():
+        line = f"{name:<{width}}"
+        for mode in modes:
+            row = rows.get(mode)
+            line += (f"{row.time_s * 1e3:>22.2f}{row.x_floor:>9.2f}" if row
+                     else f"{'':>22}{'':>9}")
+        lines.append(line)
+    lines += variant_goals(report)
+    return "\n".join(lines)
+
+
+def variant_goals(report: Report) -> list:
+    """The single-level goals (1.3x forward+backward, 1.2x forward) over every variant
+    outside smooth mode; smooth mode's worst case is shown without a verdict."""
+    lines = ["goals over the variants (smooth mode, a verification mode whose sigmoid and atan "
+             "are scalar library calls, is shown without a verdict):"]
+    for mode, limit in ((FORWARD_BACKWARD, 1.3), (FORWARD, 1.2)):
+        for smooth in (False, True):
+            rows = [r for r in report.rows
+                    if r.mode == mode and r.method.endswith("/smooth") == smooth]
+            if not rows:
+                continue
+            worst = max(rows, key=lambda r: r.x_floor)
+            within = sum(r.x_floor <= limit for r in rows)
+            what = (f"{mode} within {limit}x of the floor: {within} of {len(rows)} variants; "
+                    f"worst {worst.x_floor:.2f}x ({worst.method})")
+            if smooth:
+                lines.append(f"  [smooth] {what}")
+            else:
+                lines.append(f"  [{'met' if within == len(rows) else 'NOT met'}] {what}")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
 # Output: the table, the goals, JSON, the plot
 # ---------------------------------------------------------------------------------------
 
@@ -496,6 +617,10 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--plot", metavar="PATH",
                         help="also draw time against N per method as a PNG (needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--variants", action="store_true",
+                        help="time spikegrad alone in every single-level variant (charge x "
+                             "reset x scale x surrogate, smooth off and on) at one T and N "
+                             "(the first of --T / --N; default T = 8, N = 2^22), a few minutes")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu (default) or cuda: the table on a GPU (bench_cuda.py)")
 
@@ -513,6 +638,9 @@ def cmd_bench(args) -> int:
         print("spikegrad bench: needs PyTorch (pip install 'spikegrad[torch]')", file=sys.stderr)
         return 2
     if getattr(args, "device", "cpu") == "cuda":
+        if getattr(args, "variants", False):
+            print("spikegrad bench: --variants times the CPU kernels only", file=sys.stderr)
+            return 2
         from .bench_cuda import cmd_bench_cuda
         return cmd_bench_cuda(args)
     if args.threads is not None:
@@ -520,6 +648,8 @@ def cmd_bench(args) -> int:
             print("spikegrad bench: --threads must be >= 1", file=sys.stderr)
             return 2
         _torch().set_num_threads(args.threads)
+    if args.variants:
+        return _cmd_variants(args)
     Ts = tuple(args.T) if args.T else (QUICK_T if args.quick else FULL_T)
     Ns = tuple(args.N) if args.N else (QUICK_N if args.quick else FULL_N)
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 5)
@@ -537,4 +667,26 @@ def cmd_bench(args) -> int:
     if args.plot:
         plot(report, args.plot)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_variants(args) -> int:
+    if args.plot:
+        print("spikegrad bench: --plot draws time against N, and --variants times one N",
+              file=sys.stderr)
+        return 2
+    T = args.T[0] if args.T else 8
+    N = args.N[0] if args.N else (2 ** 20 if args.quick else 2 ** 22)
+    repeat = args.repeat if args.repeat is not None else (3 if args.quick else 5)
+    try:
+        report = run_variants(T=T, N=N, modes=tuple(args.modes), repeat=repeat,
+                              progress=not args.no_progress)
+    except ValueError as error:
+        print(f"spikegrad bench: {error}", file=sys.stderr)
+        return 2
+    print(format_variants(report))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(to_json(report), handle, indent=1)
+        print(f"wrote {args.json}")
     return 0

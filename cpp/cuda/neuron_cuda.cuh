@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kBlockThreads)
 // The backward: forward again to the start of the last chunk of kBackwardChunkSteps steps
 // (writing the membrane at each chunk start but the first and last to `checkpoints`,
 // [num_chunks - 2, N]), then per chunk in reverse: load its x and grad_output rows, recompute
-// its v[t-1] from its start into shared memory, and run backward_step in reverse. Per step the block sums c_theta and c_p in float64 (block_sum) into partials[1 + t]
+// its v[t-1] from its start into shared memory, and run backward_element in reverse. Per step the block sums c_theta and c_p in float64 (block_sum) into partials[1 + t]
 // and partials[1 + T + t]; c_lam is summed per thread over t (from T - 1 down), then per block
 // into partials[0]. partials: [2T + 1, num_blocks]. Threads past N take part with zero
 // contributions. The chunk's rows live in shared memory (each thread its own column), not in

@@ -123,7 +123,7 @@ inline const char* to_string(Surrogate g) { return detail::option_name(g, detail
 // (charge, reset, scale, surrogate, smooth) is its own compiled kernel: 4 x 3 x 3 x 4 x 2 = 288.
 // detach_reset is not dispatched here: it changes one term of the backward's inner loop, so the
 // backward kernel picks between two instantiations of that loop only (neuron_cpu.hpp,
-// backward_step), instead of doubling every backward kernel and the build time.
+// backward_steps), instead of doubling every backward kernel and the build time.
 // ---------------------------------------------------------------------------------------------
 
 template <Charge C> using ChargeConstant = std::integral_constant<Charge, C>;
