@@ -648,18 +648,28 @@ def cmd_bench(args) -> int:
             print("spikegrad bench: --threads must be >= 1", file=sys.stderr)
             return 2
         _torch().set_num_threads(args.threads)
-    if args.variants:
-        return _cmd_variants(args)
-    Ts = tuple(args.T) if args.T else (QUICK_T if args.quick else FULL_T)
-    Ns = tuple(args.N) if args.N else (QUICK_N if args.quick else FULL_N)
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 5)
+    if args.variants:
+        if args.plot:
+            print("spikegrad bench: --plot draws time against N, and --variants times one N",
+                  file=sys.stderr)
+            return 2
+        T = args.T[0] if args.T else 8
+        N = args.N[0] if args.N else (2 ** 20 if args.quick else 2 ** 22)
+        run, show = (lambda: run_variants(T=T, N=N, modes=tuple(args.modes), repeat=repeat,
+                                          progress=not args.no_progress)), format_variants
+    else:
+        Ts = tuple(args.T) if args.T else (QUICK_T if args.quick else FULL_T)
+        Ns = tuple(args.N) if args.N else (QUICK_N if args.quick else FULL_N)
+        run, show = (lambda: run_bench(Ts=Ts, Ns=Ns, modes=tuple(args.modes),
+                                       methods=tuple(args.methods), repeat=repeat,
+                                       progress=not args.no_progress)), format_table
     try:
-        report = run_bench(Ts=Ts, Ns=Ns, modes=tuple(args.modes), methods=tuple(args.methods),
-                           repeat=repeat, progress=not args.no_progress)
+        report = run()
     except ValueError as error:
         print(f"spikegrad bench: {error}", file=sys.stderr)
         return 2
-    print(format_table(report))
+    print(show(report))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(to_json(report), handle, indent=1)
@@ -667,26 +677,4 @@ def cmd_bench(args) -> int:
     if args.plot:
         plot(report, args.plot)
         print(f"wrote {args.plot}")
-    return 0
-
-
-def _cmd_variants(args) -> int:
-    if args.plot:
-        print("spikegrad bench: --plot draws time against N, and --variants times one N",
-              file=sys.stderr)
-        return 2
-    T = args.T[0] if args.T else 8
-    N = args.N[0] if args.N else (2 ** 20 if args.quick else 2 ** 22)
-    repeat = args.repeat if args.repeat is not None else (3 if args.quick else 5)
-    try:
-        report = run_variants(T=T, N=N, modes=tuple(args.modes), repeat=repeat,
-                              progress=not args.no_progress)
-    except ValueError as error:
-        print(f"spikegrad bench: {error}", file=sys.stderr)
-        return 2
-    print(format_variants(report))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(to_json(report), handle, indent=1)
-        print(f"wrote {args.json}")
     return 0
