@@ -238,9 +238,10 @@ SPIKEGRAD_HD inline BackwardElement<real> backward_element(real x, real v_prev, 
 // over a block, the membrane (or its gradient) held in a register across them. That puts 2U
 // row streams in flight in the forward instead of 2: the memory system serves them in
 // parallel, while one step per pass left the core waiting on each row in turn (T = 8,
-// N = 2^22, float32, one thread: forward 1.36x -> 1.20x of a memcpy's time). Each neuron still sees the formulas of
-// forward_element / backward_element in the same order, so the bits do not change.
-// Rows of step t + u are at `row + u * stride`; a stride of 0 repeats a row (the zeros row).
+// N = 2^22, float32, one thread: forward 1.36x -> 1.20x of a memcpy's time). Each neuron
+// still sees the formulas of forward_element / backward_element in the same order, so the
+// bits do not change. Rows of step t + u are at `row + u * stride` (backward: t - u at
+// `row - u * stride`); a stride of 0 repeats one row (the zeros row).
 inline constexpr int kTimeUnroll = 4;
 
 // The U rows a pass touches are written through separate pointers the compiler cannot prove
@@ -321,8 +322,9 @@ SPIKEGRAD_PASS void forward_steps(int64_t n, int64_t stride, const real* x, real
 // The backward's forward again: as forward_steps, keeping v[t-1], v[t], ... (rows v_prev_stride
 // apart) instead of the outputs.
 template <int U, typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
-SPIKEGRAD_PASS void recompute_steps(int64_t n, int64_t stride, const real* x, real* v, real* v_prev, int64_t v_prev_stride,
-                            real lam, real v_reset, const real* theta, const real* p) {
+SPIKEGRAD_PASS void recompute_steps(int64_t n, int64_t stride, const real* x, real* v, real* v_prev,
+                                    int64_t v_prev_stride, real lam, real v_reset, const real* theta,
+                                    const real* p) {
   real theta_u[U], p_u[U];
   for (int u = 0; u < U; ++u) {
     theta_u[u] = theta[u];
@@ -347,7 +349,7 @@ template <typename real>
 struct StepRows {
   real* latest;    // the row of the pass's latest step t
   int64_t stride;  // distance to the previous step's row (0: one row for all)
-  SPIKEGRAD_HD real& operator()(int u, int64_t i) const { return latest[i - u * stride]; }
+  real& operator()(int u, int64_t i) const { return latest[i - u * stride]; }
 };
 
 // Reverse pass over n neurons and U steps t, t-1, ..., t-U+1 (u = 0 is step t).
@@ -357,9 +359,10 @@ struct StepRows {
 // dL/dtheta[t], dL/dp[t], dL/dlam: passes that sum parameter gradients run one step. Unrolled
 // passes run only without them, and skip the stores.
 template <int U, typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth, bool Detach>
-SPIKEGRAD_PASS void backward_steps(int64_t n, StepRows<const real> x, StepRows<const real> v_prev, StepRows<const real> g_out,
-                           StepRows<const real> g_mem, StepRows<real> g_x, real* g_v, real* c_theta, real* c_p,
-                           real* c_lam, real lam, real v_reset, const real* theta, const real* p) {
+SPIKEGRAD_PASS void backward_steps(int64_t n, StepRows<const real> x, StepRows<const real> v_prev,
+                                   StepRows<const real> g_out, StepRows<const real> g_mem, StepRows<real> g_x,
+                                   real* g_v, real* c_theta, real* c_p, real* c_lam, real lam, real v_reset,
+                                   const real* theta, const real* p) {
   real theta_u[U], p_u[U];
   for (int u = 0; u < U; ++u) {  // theta[-u], p[-u]: the steps t - u
     theta_u[u] = theta[-u];
@@ -446,9 +449,8 @@ inline void reverse_pass(const NeuronParams<real>& P, int64_t t, int64_t nb, Ste
                          StepRows<real> g_x, real* g_v, real* c_theta, real* c_p, real* c_lam, double* ws,
                          double& decay_sum) {
   static_assert(!ParamGrads || U == 1, "passes that sum parameter gradients run one step");
-  backward_steps<U, real, C, R, S, G, Smooth, Detach>(nb, x, v_prev, g_out, g_mem, g_x, g_v, c_theta, c_p,
-                                                                  c_lam, P.decay, P.v_reset, P.threshold + t,
-                                                                  P.sg_param + t);
+  backward_steps<U, real, C, R, S, G, Smooth, Detach>(nb, x, v_prev, g_out, g_mem, g_x, g_v, c_theta, c_p, c_lam,
+                                                      P.decay, P.v_reset, P.threshold + t, P.sg_param + t);
   if constexpr (ParamGrads) {
     const real* const contributions[3] = {c_theta, c_p, c_lam};
     double sums[3];
