@@ -68,6 +68,15 @@ def _upstream(x: Tensor, grad_output, grad_membrane, grad_v_last):
         (grad_v_last, "grad_v_last")))
 
 
+def _forward_outputs(x: Tensor, return_membrane: bool):
+    """A forward's output [T, N], membrane ([T, N], or an empty tensor when not wanted) and
+    v_last [N], in x's dtype."""
+    T, N = x.shape
+    like = dict(dtype=x.dtype, device=x.device)
+    return (torch.empty((T, N), **like), torch.empty((T, N) if return_membrane else (0,), **like),
+            torch.empty((N,), **like))
+
+
 def _workspace(num_bytes: int, x: Tensor) -> Tensor:
     # torch's caching allocator aligns blocks to 512 bytes (the kernels need 8)
     return torch.empty((max(int(num_bytes), 8),), dtype=torch.uint8, device=x.device)
@@ -99,9 +108,7 @@ def _neuron_forward_cuda(x, decay, threshold, sg_param, v_init, v_reset, charge,
     sg_param = _contiguous(sg_param, "sg_param", x, state)
     v_init = _contiguous(v_init, "v_init", x, state)
     T, N = x.shape
-    output = torch.empty((T, N), dtype=x.dtype, device=x.device)
-    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype, device=x.device)
-    v_last = torch.empty((N,), dtype=x.dtype, device=x.device)
+    output, membrane, v_last = _forward_outputs(x, return_membrane)
     with torch.cuda.device(x.device):
         cuda.neuron_forward(
             _dtype_name(x), T, N, float(decay), float(v_reset), _ptr(threshold), _ptr(sg_param),
@@ -159,9 +166,7 @@ def _multilevel_forward_cuda(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, su
     a = _contiguous(a, "a", x, state)
     v_init = _contiguous(v_init, "v_init", x, state)
     T, N = x.shape
-    output = torch.empty((T, N), dtype=x.dtype, device=x.device)
-    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype, device=x.device)
-    v_last = torch.empty((N,), dtype=x.dtype, device=x.device)
+    output, membrane, v_last = _forward_outputs(x, return_membrane)
     with torch.cuda.device(x.device):
         cuda.multilevel_forward(
             _dtype_name(x), T, N, float(decay), theta_p, theta_n, k_p, k_n, _ptr(a),
@@ -232,10 +237,8 @@ def _adaptive_forward_cuda(x, decay, v_init, v_reset, charge, reset, detach_rese
     v_init = _contiguous(v_init, "v_init", x, x.dtype)
     like = dict(dtype=x.dtype, device=x.device)
     f64 = dict(dtype=torch.float64, device=x.device)
-    output = torch.empty((T, N), **like)
-    membrane = torch.empty((T, N) if return_membrane else (0,), **like)
+    output, membrane, v_last = _forward_outputs(x, return_membrane)
     h_scratch = torch.empty((0,) if return_membrane else (N,), **like)
-    v_last = torch.empty((N,), **like)
     threshold, sg_param = torch.empty((T,), **like), torch.empty((T,), **like)
     mean, std = torch.empty((T,), **f64), torch.empty((T,), **f64)
     workspace = _workspace(cuda.adaptive_workspace_bytes(N), x)

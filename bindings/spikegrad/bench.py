@@ -293,13 +293,32 @@ def _method_factories(methods, compile_mode):
     return factories, skipped
 
 
+def _run_meta(repeat: int, **details) -> dict:
+    """What a run's JSON records about the machine and the settings (plus `details`)."""
+    torch = _torch()
+    from . import _core
+    return dict(
+        allocator=_describe_allocator(),
+        glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
+        torch_threads=torch.get_num_threads(),
+        openmp_threads=_core.openmp_max_threads(),
+        torch_version=torch.__version__,
+        machine=platform.machine(), cpu_count=os.cpu_count(),
+        load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        repeat=repeat, dtype="float32", floor_bytes=FLOOR_BYTES, **details)
+
+
+def _finish_meta(meta: dict, start: float):
+    meta["elapsed_s"] = time.perf_counter() - start
+    if hasattr(os, "getloadavg"):
+        meta["load_average_after"] = list(os.getloadavg())
+
+
 def run_bench(*, Ts=FULL_T, Ns=FULL_N, modes=(FORWARD, FORWARD_BACKWARD), methods=METHODS,
               repeat: int = 5, progress: bool = True, compile_mode: Optional[str] = None
               ) -> Report:
     """Time every method at every (mode, T, N); returns the rows and the copy bandwidths."""
     torch = _torch()
-    from . import _core
-
     for name, values in (("T", Ts), ("N", Ns)):
         if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
                              for v in values):
@@ -312,19 +331,9 @@ def run_bench(*, Ts=FULL_T, Ns=FULL_N, modes=(FORWARD, FORWARD_BACKWARD), method
     factories, skipped = _method_factories(methods, compile_mode)
     if "compile" in factories:
         _raise_recompile_limit(torch, 2 * len(Ts) * len(Ns) * len(modes))
-    meta = dict(
-        allocator=_describe_allocator(),
-        glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
-        torch_threads=torch.get_num_threads(),
-        openmp_threads=_core.openmp_max_threads(),
-        torch_version=torch.__version__,
-        machine=platform.machine(), cpu_count=os.cpu_count(),
-        load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        repeat=repeat, skipped=skipped, dtype="float32",
-        neuron=dict(charge="mul", decay=DECAY, threshold=THRESHOLD, reset="hard",
-                    v_reset=V_RESET, surrogate="rect", sg_param=WIDTH),
-        floor_bytes=FLOOR_BYTES,
-    )
+    meta = _run_meta(repeat, skipped=skipped,
+                     neuron=dict(charge="mul", decay=DECAY, threshold=THRESHOLD, reset="hard",
+                                 v_reset=V_RESET, surrogate="rect", sg_param=WIDTH))
     bar = Progress(len(Ts) * len(Ns) * (1 + len(modes) * len(factories)), progress)
     rows, copy_bw = [], {}
     start = time.perf_counter()
@@ -345,9 +354,7 @@ def run_bench(*, Ts=FULL_T, Ns=FULL_N, modes=(FORWARD, FORWARD_BACKWARD), method
                     bar.step(f"{name} {mode} T={T} N=2^{math.log2(N):g}")
             del x, grad
     bar.close()
-    meta["elapsed_s"] = time.perf_counter() - start
-    if hasattr(os, "getloadavg"):
-        meta["load_average_after"] = list(os.getloadavg())
+    _finish_meta(meta, start)
     return Report(rows, copy_bw, meta)
 
 
@@ -381,23 +388,13 @@ def run_variants(*, T: int = 8, N: int = 2 ** 22, modes=(FORWARD, FORWARD_BACKWA
                  repeat: int = 5, progress: bool = True, smooth=(False, True)) -> Report:
     """spikegrad.neuron in every variant at one (T, N), each against the floor: the rows'
     method is the variant's label (charge/reset/scale/surrogate[/smooth])."""
-    torch = _torch()
-    from . import _core
-
     for name, value in (("T", T), ("N", N), ("repeat", repeat)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     variants = neuron_variants(smooth)
-    meta = dict(
-        allocator=_describe_allocator(),
-        glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
-        torch_threads=torch.get_num_threads(), openmp_threads=_core.openmp_max_threads(),
-        torch_version=torch.__version__, machine=platform.machine(), cpu_count=os.cpu_count(),
-        load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        repeat=repeat, skipped={}, dtype="float32", variants=True,
-        neuron=dict(decay=DECAY, threshold=THRESHOLD, v_reset=V_RESET, sg_param=WIDTH),
-        floor_bytes=FLOOR_BYTES,
-    )
+    meta = _run_meta(repeat, skipped={}, variants=True,
+                     neuron=dict(decay=DECAY, threshold=THRESHOLD, v_reset=V_RESET,
+                                 sg_param=WIDTH))
     bar = Progress(1 + len(modes) * len(variants), progress)
     start = time.perf_counter()
     bandwidth = copy_bandwidth(T, N, repeat)
@@ -414,9 +411,7 @@ def run_variants(*, T: int = 8, N: int = 2 ** 22, modes=(FORWARD, FORWARD_BACKWA
                             FLOOR_BYTES[mode] * T * N / seconds / 1e9, seconds / floor, times))
             bar.step(f"{label} {mode}")
     bar.close()
-    meta["elapsed_s"] = time.perf_counter() - start
-    if hasattr(os, "getloadavg"):
-        meta["load_average_after"] = list(os.getloadavg())
+    _finish_meta(meta, start)
     return Report(rows, {f"{T},{N}": bandwidth / 1e9}, meta)
 
 

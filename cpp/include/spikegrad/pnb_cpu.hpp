@@ -57,6 +57,21 @@ inline void pnb_block_sums(int64_t n, const real* SPIKEGRAD_RESTRICT h, real the
   out[3] = block_sum(c_hw, n);
 }
 
+// The checks both PNB entry points make, in this order, with the Python argument names.
+template <typename real>
+inline void check_pnb_arguments(int64_t count, real theta_p, real theta_n, int K) {
+  if (K < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(K));
+  if (!(std::isfinite(theta_p) && theta_p > 0)) {
+    throw std::invalid_argument("theta_p must be a finite magnitude > 0, got " +
+                                number_string(static_cast<double>(theta_p)));
+  }
+  if (!(std::isfinite(theta_n) && theta_n > 0)) {
+    throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
+                                number_string(static_cast<double>(theta_n)));
+  }
+  if (count < 0) throw std::invalid_argument("count must be >= 0");
+}
+
 }  // namespace detail
 
 // h: [count] membranes of one layer (any layout, flattened). sums: [K][2][2] doubles, written:
@@ -64,16 +79,7 @@ inline void pnb_block_sums(int64_t n, const real* SPIKEGRAD_RESTRICT h, real the
 template <typename real>
 void pnb_partial_sums_cpu(const same_t<real>* h, int64_t count, real theta_p, real theta_n, int K, double* sums,
                           double* workspace, int num_threads = 0) {
-  if (K < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(K));
-  if (!(std::isfinite(theta_p) && theta_p > 0)) {
-    throw std::invalid_argument("theta_p must be a finite magnitude > 0, got " +
-                                detail::number_string(static_cast<double>(theta_p)));
-  }
-  if (!(std::isfinite(theta_n) && theta_n > 0)) {
-    throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
-                                detail::number_string(static_cast<double>(theta_n)));
-  }
-  if (count < 0) throw std::invalid_argument("count must be >= 0");
+  detail::check_pnb_arguments(count, theta_p, theta_n, K);
   if (sums == nullptr) throw std::invalid_argument("sums must not be null");
   std::fill(sums, sums + 4 * K, 0.0);
   if (count == 0) return;
@@ -102,16 +108,7 @@ void pnb_partial_sums_cpu(const same_t<real>* h, int64_t count, real theta_p, re
 template <typename real>
 void pnb_partial_sums_backward_cpu(const same_t<real>* h, int64_t count, real theta_p, real theta_n, int K,
                                    const double* grad_sums, same_t<real>* grad_h, int num_threads = 0) {
-  if (K < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(K));
-  if (!(std::isfinite(theta_p) && theta_p > 0)) {
-    throw std::invalid_argument("theta_p must be a finite magnitude > 0, got " +
-                                detail::number_string(static_cast<double>(theta_p)));
-  }
-  if (!(std::isfinite(theta_n) && theta_n > 0)) {
-    throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
-                                detail::number_string(static_cast<double>(theta_n)));
-  }
-  if (count < 0) throw std::invalid_argument("count must be >= 0");
+  detail::check_pnb_arguments(count, theta_p, theta_n, K);
   if (count == 0) return;
   if (h == nullptr || grad_sums == nullptr || grad_h == nullptr) {
     throw std::invalid_argument("pnb_partial_sums_backward_cpu: a required buffer is null");
