@@ -84,8 +84,9 @@ def _workspace(num_bytes: int, x: Tensor) -> Tensor:
 
 def _like(grad: Tensor, parameter: Tensor) -> Tensor:
     """A float64 parameter gradient in the parameter's dtype and on its device (a 0-d
-    parameter may be a CPU tensor beside CUDA x)."""
-    return grad.to(device=parameter.device, dtype=parameter.dtype)
+    parameter may be a CPU tensor beside CUDA x). Always a copy: the gradients are views of
+    one float64 buffer, and a custom op's outputs must not alias each other (torch.library)."""
+    return grad.to(device=parameter.device, dtype=parameter.dtype, copy=True)
 
 
 def _dtype_name(x: Tensor) -> str:
