@@ -2,7 +2,7 @@
 // one m.def per op. Thin on purpose: it checks every buffer (dtype, shape, C order, writeable,
 // no overlap), releases the GIL and calls the kernel. It allocates nothing big: the caller
 // passes the out-buffers. Test: tests/ compare these ops with spikegrad.ref.
-#define SPIKEGRAD_NEURON_CPU_EXTERN  // the kernels are compiled in neuron_cpu_{float,double}.cpp
+#define SPIKEGRAD_NEURON_CPU_EXTERN  // the kernels compile apart (cmake/SpikegradInstances.cmake)
 #include <spikegrad/spikegrad.hpp>
 
 #include <pybind11/numpy.h>

@@ -540,6 +540,27 @@ void neuron_backward_kernel(const NeuronParams<real>& P, bool detach_reset, cons
   });
 }
 
+// The backward variants of one surrogate shape G: every charge, reset, scale and mode (72 of
+// the 288). A program that compiles the kernels in its own translation units builds each G in
+// one of its own (SPIKEGRAD_NEURON_CPU_EXTERN below), so that the variants build in parallel.
+template <typename real, Surrogate G>
+void neuron_backward_variants(const NeuronOptions& options, const NeuronParams<real>& params, const real* x,
+                              const real* grad_output, const real* grad_membrane, const real* grad_v_last,
+                              real* grad_x, real* grad_v_init, double* workspace, int num_threads) {
+  dispatch_charge(options.charge, [&](auto charge_c) {
+    dispatch_reset(options.reset, [&](auto reset_c) {
+      dispatch_scale(options.scale, [&](auto scale_c) {
+        dispatch_bool(options.smooth, [&](auto smooth_c) {
+          neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
+                                 G, decltype(smooth_c)::value>(params, options.detach_reset, x, grad_output,
+                                                               grad_membrane, grad_v_last, grad_x, grad_v_init,
+                                                               workspace, num_threads);
+        });
+      });
+    });
+  });
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -604,12 +625,12 @@ void neuron_backward_cpu(const NeuronOptions& options, const NeuronParams<real>&
   if (grad_x == nullptr) throw std::invalid_argument("grad_x must not be null");
   if (grad_v_init == nullptr) throw std::invalid_argument("grad_v_init must not be null");
   if (param_grads && workspace == nullptr) throw std::invalid_argument("workspace must not be null");
-  dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
-    detail::neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value,
-                                   decltype(scale_c)::value, decltype(surrogate_c)::value,
-                                   decltype(smooth_c)::value>(params, options.detach_reset, x, grad_output,
-                                                              grad_membrane, grad_v_last, grad_x, grad_v_init,
-                                                              param_grads ? workspace : nullptr, num_threads);
+  dispatch_surrogate(options.surrogate, [&](auto surrogate_c) {
+    detail::neuron_backward_variants<real, decltype(surrogate_c)::value>(options, params, x, grad_output,
+                                                                         grad_membrane, grad_v_last, grad_x,
+                                                                         grad_v_init,
+                                                                         param_grads ? workspace : nullptr,
+                                                                         num_threads);
   });
   if (!param_grads) return;
   // the per-block partial sums, added in block order
@@ -624,9 +645,12 @@ void neuron_backward_cpu(const NeuronOptions& options, const NeuronParams<real>&
   }
 }
 
-// A program that compiles the kernels in their own translation units (the Python module does,
-// to build in parallel) defines SPIKEGRAD_NEURON_CPU_EXTERN before including this header and
-// instantiates them elsewhere with SPIKEGRAD_INSTANTIATE_NEURON_CPU(float) etc.
+// A program that compiles the kernels in their own translation units (the Python module and
+// this repository's C++ tests do, to build in parallel) defines SPIKEGRAD_NEURON_CPU_EXTERN
+// before including this header and instantiates, once each, for float and double: the two
+// launchers (`template SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(float);` etc.) and the backward
+// variants of each surrogate (`template SPIKEGRAD_NEURON_BACKWARD_VARIANTS_SIGNATURE(float, Rect);`).
+// cmake/SpikegradInstances.cmake writes those translation units.
 #define SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(real)                                                        \
   void neuron_forward_cpu<real>(const NeuronOptions&, const NeuronParams<real>&, const real*, real*, real*, \
                                 real*, int)
@@ -635,11 +659,24 @@ void neuron_backward_cpu(const NeuronOptions& options, const NeuronParams<real>&
                                  const real*, const real*, real*, real*, double*, double*, double*, double*, \
                                  int)
 
+#define SPIKEGRAD_NEURON_BACKWARD_VARIANTS_SIGNATURE(real, surrogate)                                            \
+  void detail::neuron_backward_variants<real, Surrogate::surrogate>(                                              \
+      const NeuronOptions&, const NeuronParams<real>&, const real*, const real*, const real*, const real*, real*, \
+      real*, double*, int)
+
 #ifdef SPIKEGRAD_NEURON_CPU_EXTERN
 extern template SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(float);
 extern template SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(double);
 extern template SPIKEGRAD_NEURON_BACKWARD_CPU_SIGNATURE(float);
 extern template SPIKEGRAD_NEURON_BACKWARD_CPU_SIGNATURE(double);
+#define SPIKEGRAD_EXTERN_BACKWARD_VARIANTS(real)                      \
+  extern template SPIKEGRAD_NEURON_BACKWARD_VARIANTS_SIGNATURE(real, Rect);     \
+  extern template SPIKEGRAD_NEURON_BACKWARD_VARIANTS_SIGNATURE(real, Triangle); \
+  extern template SPIKEGRAD_NEURON_BACKWARD_VARIANTS_SIGNATURE(real, Sigmoid);  \
+  extern template SPIKEGRAD_NEURON_BACKWARD_VARIANTS_SIGNATURE(real, Atan)
+SPIKEGRAD_EXTERN_BACKWARD_VARIANTS(float);
+SPIKEGRAD_EXTERN_BACKWARD_VARIANTS(double);
+#undef SPIKEGRAD_EXTERN_BACKWARD_VARIANTS
 #endif
 
 }  // namespace spikegrad
