@@ -184,6 +184,30 @@ NeuronParams<real> device_params(NeuronParams<real> P, const NeuronDeviceParams&
   return P;
 }
 
+// One backward launch's arguments. launch_neuron_backward<real, G> launches the kernel variant
+// of the options with surrogate G; it is defined in neuron_backward_variants.cuh and compiled
+// for each (real, G) in a translation unit of its own (cpp/cuda/CMakeLists.txt), so that the
+// 288 variants per dtype build in parallel.
+template <typename real>
+struct NeuronBackwardLaunch {
+  NeuronParams<real> params;
+  NeuronOptions options;
+  Storage storage;
+  unsigned grid;
+  cudaStream_t stream;
+  const void* x;
+  const void* grad_output;
+  const void* grad_membrane;
+  const void* grad_v_last;
+  void* grad_x;
+  real* grad_v_init;
+  double* partials;
+  real* checkpoints;
+};
+
+template <typename real, Surrogate G>
+void launch_neuron_backward(const NeuronBackwardLaunch<real>& launch);
+
 template <typename real>
 void neuron_forward_typed(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& device,
                           const void* x, void* output, void* membrane, void* v_last, Stream stream_handle) {
@@ -238,14 +262,11 @@ void neuron_backward_typed(const NeuronOptions& options, DType dtype, const Neur
   auto* partials = static_cast<double*>(workspace);
   auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(2 * T + 1, N));
   static_assert(kBackwardChunkSteps<real> == (sizeof(real) == 8 ? 4 : 8), "workspace size (dispatch.cu)");
-  const unsigned grid = grid_size(num_blocks(N), "neuron_backward");
-  dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
-    neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
-                           decltype(surrogate_c)::value, decltype(smooth_c)::value>
-        <<<grid, kBlockThreads, 0, stream>>>(P, options.detach_reset, storage_of(dtype), x, grad_output,
-                                             grad_membrane, grad_v_last, grad_x, static_cast<real*>(grad_v_init),
-                                             partials, checkpoints);
-  });
+  const NeuronBackwardLaunch<real> launch{
+      P, options, storage_of(dtype), grid_size(num_blocks(N), "neuron_backward"), stream, x, grad_output,
+      grad_membrane, grad_v_last, grad_x, static_cast<real*>(grad_v_init), partials, checkpoints};
+  dispatch_surrogate(options.surrogate,
+                     [&](auto surrogate_c) { launch_neuron_backward<real, decltype(surrogate_c)::value>(launch); });
   check_launch("neuron_backward_kernel");
   sum_partials(partials, num_blocks(N), 2 * T + 1, NeuronGradients{grad_decay, grad_threshold, grad_sg_param, T},
                stream);

@@ -1,0 +1,35 @@
+// cpp/cuda/neuron_backward_variants.cuh — launch_neuron_backward<real, G> (neuron_cuda.cuh): the
+// backward kernel variant of the run-time charge, reset, scale and mode with surrogate G. Included
+// only by the translation units cpp/cuda/CMakeLists.txt writes, one per (state dtype, surrogate).
+// Test: tests/test_cuda.py (on a GPU).
+#pragma once
+
+#include "neuron_cuda.cuh"
+
+namespace spikegrad::cuda::detail {
+
+template <typename real, Surrogate G>
+void launch_neuron_backward(const NeuronBackwardLaunch<real>& launch) {
+  const NeuronOptions& options = launch.options;
+  dispatch_charge(options.charge, [&](auto charge_c) {
+    dispatch_reset(options.reset, [&](auto reset_c) {
+      dispatch_scale(options.scale, [&](auto scale_c) {
+        dispatch_bool(options.smooth, [&](auto smooth_c) {
+          neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
+                                 G, decltype(smooth_c)::value>
+              <<<launch.grid, kBlockThreads, 0, launch.stream>>>(
+                  launch.params, options.detach_reset, launch.storage, launch.x, launch.grad_output,
+                  launch.grad_membrane, launch.grad_v_last, launch.grad_x, launch.grad_v_init, launch.partials,
+                  launch.checkpoints);
+        });
+      });
+    });
+  });
+}
+
+}  // namespace spikegrad::cuda::detail
+
+#define SPIKEGRAD_INSTANTIATE_NEURON_BACKWARD_VARIANTS_CUDA(real, surrogate)                         \
+  namespace spikegrad::cuda::detail {                                                                \
+  template void launch_neuron_backward<real, Surrogate::surrogate>(const NeuronBackwardLaunch<real>&); \
+  }
