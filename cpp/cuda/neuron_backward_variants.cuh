@@ -10,20 +10,12 @@ namespace spikegrad::cuda::detail {
 
 template <typename real, Surrogate G>
 void launch_neuron_backward(const NeuronBackwardLaunch<real>& launch) {
-  const NeuronOptions& options = launch.options;
-  dispatch_charge(options.charge, [&](auto charge_c) {
-    dispatch_reset(options.reset, [&](auto reset_c) {
-      dispatch_scale(options.scale, [&](auto scale_c) {
-        dispatch_bool(options.smooth, [&](auto smooth_c) {
-          neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
-                                 G, decltype(smooth_c)::value>
-              <<<launch.grid, kBlockThreads, 0, launch.stream>>>(
-                  launch.params, options.detach_reset, launch.storage, launch.x, launch.grad_output,
-                  launch.grad_membrane, launch.grad_v_last, launch.grad_x, launch.grad_v_init, launch.partials,
-                  launch.checkpoints);
-        });
-      });
-    });
+  dispatch_neuron_but_surrogate(launch.options, [&](auto charge_c, auto reset_c, auto scale_c, auto smooth_c) {
+    neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value, G,
+                           decltype(smooth_c)::value><<<launch.grid, kBlockThreads, 0, launch.stream>>>(
+        launch.params, launch.options.detach_reset, launch.storage, launch.x, launch.grad_output,
+        launch.grad_membrane, launch.grad_v_last, launch.grad_x, launch.grad_v_init, launch.partials,
+        launch.checkpoints);
   });
 }
 

@@ -547,17 +547,10 @@ template <typename real, Surrogate G>
 void neuron_backward_variants(const NeuronOptions& options, const NeuronParams<real>& params, const real* x,
                               const real* grad_output, const real* grad_membrane, const real* grad_v_last,
                               real* grad_x, real* grad_v_init, double* workspace, int num_threads) {
-  dispatch_charge(options.charge, [&](auto charge_c) {
-    dispatch_reset(options.reset, [&](auto reset_c) {
-      dispatch_scale(options.scale, [&](auto scale_c) {
-        dispatch_bool(options.smooth, [&](auto smooth_c) {
-          neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
-                                 G, decltype(smooth_c)::value>(params, options.detach_reset, x, grad_output,
-                                                               grad_membrane, grad_v_last, grad_x, grad_v_init,
-                                                               workspace, num_threads);
-        });
-      });
-    });
+  dispatch_neuron_but_surrogate(options, [&](auto charge_c, auto reset_c, auto scale_c, auto smooth_c) {
+    neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value, G,
+                           decltype(smooth_c)::value>(params, options.detach_reset, x, grad_output, grad_membrane,
+                                                      grad_v_last, grad_x, grad_v_init, workspace, num_threads);
   });
 }
 

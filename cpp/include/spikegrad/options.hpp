@@ -183,16 +183,26 @@ void dispatch_bool(bool b, F&& f) {
   }
 }
 
-// The neuron's dispatch: f(charge, reset, scale, surrogate, smooth), each an integral_constant.
+// f(charge, reset, scale, smooth), each an integral_constant: the neuron's dispatch for code
+// whose surrogate is a template parameter already (the backward kernels are compiled one
+// surrogate per translation unit, neuron_cpu.hpp and cpp/cuda/).
 template <typename F>
-void dispatch_neuron(const NeuronOptions& options, F&& f) {
+void dispatch_neuron_but_surrogate(const NeuronOptions& options, F&& f) {
   dispatch_charge(options.charge, [&](auto charge) {
     dispatch_reset(options.reset, [&](auto reset) {
       dispatch_scale(options.scale, [&](auto scale) {
-        dispatch_surrogate(options.surrogate, [&](auto surrogate) {
-          dispatch_bool(options.smooth, [&](auto smooth) { f(charge, reset, scale, surrogate, smooth); });
-        });
+        dispatch_bool(options.smooth, [&](auto smooth) { f(charge, reset, scale, smooth); });
       });
+    });
+  });
+}
+
+// The neuron's dispatch: f(charge, reset, scale, surrogate, smooth), each an integral_constant.
+template <typename F>
+void dispatch_neuron(const NeuronOptions& options, F&& f) {
+  dispatch_surrogate(options.surrogate, [&](auto surrogate) {
+    dispatch_neuron_but_surrogate(options, [&](auto charge, auto reset, auto scale, auto smooth) {
+      f(charge, reset, scale, surrogate, smooth);
     });
   });
 }
