@@ -5,16 +5,20 @@
 # surrogate apart (72 each): ten translation units instead of two, so that a machine with many
 # cores builds the 288 backward variants per dtype in parallel (docs/cpp.md).
 set(SPIKEGRAD_INSTANCE_TEMPLATE "${CMAKE_CURRENT_LIST_DIR}/../cpp/src/neuron_cpu_instance.cpp.in")
+# The state dtypes and surrogate shapes (options.hpp's Surrogate) each kernel share is compiled
+# for; cpp/cuda/CMakeLists.txt splits the CUDA backward the same way.
+set(SPIKEGRAD_STATE_TYPES float double)
+set(SPIKEGRAD_SURROGATE_NAMES Rect Triangle Sigmoid Atan)
 
 function(spikegrad_neuron_instance_sources out_var)
   set(dir "${CMAKE_CURRENT_BINARY_DIR}/neuron_cpu_instances")
   set(sources)
-  foreach(real float double)
+  foreach(real ${SPIKEGRAD_STATE_TYPES})
     set(SPIKEGRAD_INSTANCE_FILE "neuron_cpu_${real}.cpp")
     set(SPIKEGRAD_INSTANCE "template SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(${real});\ntemplate SPIKEGRAD_NEURON_BACKWARD_CPU_SIGNATURE(${real});")
     configure_file("${SPIKEGRAD_INSTANCE_TEMPLATE}" "${dir}/${SPIKEGRAD_INSTANCE_FILE}" @ONLY)
     list(APPEND sources "${dir}/${SPIKEGRAD_INSTANCE_FILE}")
-    foreach(surrogate Rect Triangle Sigmoid Atan)
+    foreach(surrogate ${SPIKEGRAD_SURROGATE_NAMES})
       set(SPIKEGRAD_INSTANCE_FILE "neuron_cpu_${real}_backward_${surrogate}.cpp")
       set(SPIKEGRAD_INSTANCE "template SPIKEGRAD_NEURON_BACKWARD_VARIANTS_SIGNATURE(${real}, ${surrogate});")
       configure_file("${SPIKEGRAD_INSTANCE_TEMPLATE}" "${dir}/${SPIKEGRAD_INSTANCE_FILE}" @ONLY)
