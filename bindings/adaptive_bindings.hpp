@@ -208,6 +208,24 @@ py::tuple adaptive_step_values(double sum, double sum_squared_deviations, int64_
   throw py::type_error("dtype must be float32 or float64, got " + py::str(dtype).cast<std::string>());
 }
 
+// combine_block_sums (ordered_sum, spikegrad/portable.hpp) over float64 partial sums: the canonical
+// order in which the layer's per-block sums (of one rank, or of all ranks in rank order) are added.
+double adaptive_combine_block_sums(const py::array_t<double, py::array::c_style | py::array::forcecast>& partials) {
+  if (partials.ndim() != 1) throw py::value_error("partials must be 1-D, got shape " + shape_string(partials));
+  const double* data = partials.data();
+  const auto count = static_cast<int64_t>(partials.shape(0));
+  return spikegrad::combine_block_sums(data, count);
+}
+
+// detail::portable_tanh (spikegrad/portable.hpp), the tanh of the TGO width k_t, elementwise.
+py::array_t<double> portable_tanh(const py::array_t<double, py::array::c_style | py::array::forcecast>& x) {
+  py::array_t<double> out(static_cast<py::ssize_t>(x.size()));
+  const double* in = x.data();
+  double* result = out.mutable_data();
+  for (py::ssize_t i = 0; i < x.size(); ++i) result[i] = spikegrad::detail::portable_tanh(in[i]);
+  return out;
+}
+
 void bind_adaptive(py::module_& m) {
   m.def("adaptive_forward", &adaptive_forward, py::arg("x"), py::arg("decay"), py::arg("v_reset"),
         py::arg("v_init").none(true), py::arg("output"), py::arg("membrane").none(true), py::arg("v_last"),
@@ -236,4 +254,9 @@ Bit-identical to spikegrad.ref.adaptive.forward for any num_threads.)doc");
         py::arg("N"), py::arg("t"), py::arg("decay"), py::arg("dtype"), py::kw_only(), py::arg("threshold_mode"), py::arg("f_c"),
         py::arg("v_th"), py::arg("tgo"), py::arg("tgo_driver"), py::arg("width"),
         "From the layer's (combined) sums: returns (theta, width, mean, std), theta and width rounded to dtype.");
+  m.def("adaptive_combine_block_sums", &adaptive_combine_block_sums, py::arg("partials"),
+        "The float64 partial sums added in the canonical order (spikegrad.ref.adaptive.combine_partial_sums).");
+  m.def("portable_tanh", &portable_tanh, py::arg("x"),
+        "spikegrad's tanh of the TGO width (spikegrad.ref.adaptive.portable_tanh), elementwise on float64; "
+        "returns a flat float64 array.");
 }

@@ -43,9 +43,11 @@ PYBIND11_MODULE(_cuda, m) {
         [](const std::string& dtype, int64_t T, int64_t N, double decay, double v_reset, std::uintptr_t threshold,
            std::uintptr_t sg_param, std::uintptr_t v_init, std::uintptr_t x, std::uintptr_t output,
            std::uintptr_t membrane, std::uintptr_t v_last, const std::string& charge, const std::string& reset,
-           const std::string& scale, const std::string& surrogate, bool smooth, std::uintptr_t stream) {
+           const std::string& scale, const std::string& surrogate, bool smooth, std::uintptr_t decay_device,
+           std::uintptr_t stream) {
           const auto options = spikegrad::parse_neuron_options(charge, reset, scale, surrogate, smooth, false);
-          const sc::NeuronDeviceParams params{T, N, decay, v_reset, ptr(threshold), ptr(sg_param), ptr(v_init)};
+          const sc::NeuronDeviceParams params{T,           N,           decay,       v_reset,
+                                              ptr(threshold), ptr(sg_param), ptr(v_init), ptr(decay_device)};
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
           sc::neuron_forward(options, type, params, ptr(x), ptr(output), ptr(membrane), ptr(v_last),
@@ -54,7 +56,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("dtype"), py::arg("T"), py::arg("N"), py::arg("decay"), py::arg("v_reset"), py::arg("threshold"),
         py::arg("sg_param"), py::arg("v_init"), py::arg("x"), py::arg("output"), py::arg("membrane"),
         py::arg("v_last"), py::kw_only(), py::arg("charge"), py::arg("reset"), py::arg("scale"),
-        py::arg("surrogate"), py::arg("smooth"), py::arg("stream"),
+        py::arg("surrogate"), py::arg("smooth"), py::arg("decay_device"), py::arg("stream"),
         "The neuron forward (cuda.hpp neuron_forward); membrane may be 0 (not written).");
 
   m.def("neuron_backward_workspace_bytes",
@@ -70,9 +72,10 @@ PYBIND11_MODULE(_cuda, m) {
            std::uintptr_t grad_v_init, std::uintptr_t grad_decay, std::uintptr_t grad_threshold,
            std::uintptr_t grad_sg_param, std::uintptr_t workspace, const std::string& charge,
            const std::string& reset, const std::string& scale, const std::string& surrogate, bool smooth,
-           bool detach_reset, std::uintptr_t stream) {
+           bool detach_reset, std::uintptr_t decay_device, std::uintptr_t stream) {
           const auto options = spikegrad::parse_neuron_options(charge, reset, scale, surrogate, smooth, detach_reset);
-          const sc::NeuronDeviceParams params{T, N, decay, v_reset, ptr(threshold), ptr(sg_param), ptr(v_init)};
+          const sc::NeuronDeviceParams params{T,           N,           decay,       v_reset,
+                                              ptr(threshold), ptr(sg_param), ptr(v_init), ptr(decay_device)};
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
           sc::neuron_backward(options, type, params, ptr(x), ptr(grad_output), ptr(grad_membrane), ptr(grad_v_last),
@@ -84,16 +87,17 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("grad_v_last"), py::arg("grad_x"), py::arg("grad_v_init"), py::arg("grad_decay"),
         py::arg("grad_threshold"), py::arg("grad_sg_param"), py::arg("workspace"), py::kw_only(),
         py::arg("charge"), py::arg("reset"), py::arg("scale"), py::arg("surrogate"), py::arg("smooth"),
-        py::arg("detach_reset"), py::arg("stream"),
+        py::arg("detach_reset"), py::arg("decay_device"), py::arg("stream"),
         "The neuron backward (cuda.hpp neuron_backward); absent gradients are 0 (zero).");
 
   m.def("multilevel_forward",
         [](const std::string& dtype, int64_t T, int64_t N, double decay, double theta_p, double theta_n, int k_p,
            int k_n, std::uintptr_t a, std::uintptr_t v_init, std::uintptr_t x, std::uintptr_t output,
            std::uintptr_t membrane, std::uintptr_t v_last, const std::string& surrogate, bool smooth,
-           std::uintptr_t stream) {
+           std::uintptr_t decay_device, std::uintptr_t stream) {
           const auto options = spikegrad::parse_multilevel_options(surrogate, smooth, false);
-          const sc::MultilevelDeviceParams params{T, N, decay, theta_p, theta_n, k_p, k_n, ptr(a), ptr(v_init)};
+          const sc::MultilevelDeviceParams params{T,       N,   decay,  theta_p,    theta_n,
+                                                  k_p,     k_n, ptr(a), ptr(v_init), ptr(decay_device)};
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
           sc::multilevel_forward(options, type, params, ptr(x), ptr(output), ptr(membrane), ptr(v_last),
@@ -102,7 +106,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("dtype"), py::arg("T"), py::arg("N"), py::arg("decay"), py::arg("theta_p"), py::arg("theta_n"),
         py::arg("k_p"), py::arg("k_n"), py::arg("a"), py::arg("v_init"), py::arg("x"), py::arg("output"),
         py::arg("membrane"), py::arg("v_last"), py::kw_only(), py::arg("surrogate"), py::arg("smooth"),
-        py::arg("stream"));
+        py::arg("decay_device"), py::arg("stream"));
 
   m.def("multilevel_backward_workspace_bytes",
         [](const std::string& dtype, int64_t T, int64_t N) {
@@ -115,9 +119,11 @@ PYBIND11_MODULE(_cuda, m) {
            int k_n, std::uintptr_t a, std::uintptr_t v_init, std::uintptr_t x, std::uintptr_t grad_output,
            std::uintptr_t grad_membrane, std::uintptr_t grad_v_last, std::uintptr_t grad_x,
            std::uintptr_t grad_v_init, std::uintptr_t grad_decay, std::uintptr_t grad_a, std::uintptr_t workspace,
-           const std::string& surrogate, bool smooth, bool detach_reset, std::uintptr_t stream) {
+           const std::string& surrogate, bool smooth, bool detach_reset, std::uintptr_t decay_device,
+           std::uintptr_t stream) {
           const auto options = spikegrad::parse_multilevel_options(surrogate, smooth, detach_reset);
-          const sc::MultilevelDeviceParams params{T, N, decay, theta_p, theta_n, k_p, k_n, ptr(a), ptr(v_init)};
+          const sc::MultilevelDeviceParams params{T,       N,   decay,  theta_p,    theta_n,
+                                                  k_p,     k_n, ptr(a), ptr(v_init), ptr(decay_device)};
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
           sc::multilevel_backward(options, type, params, ptr(x), ptr(grad_output), ptr(grad_membrane),
@@ -128,7 +134,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("k_p"), py::arg("k_n"), py::arg("a"), py::arg("v_init"), py::arg("x"), py::arg("grad_output"),
         py::arg("grad_membrane"), py::arg("grad_v_last"), py::arg("grad_x"), py::arg("grad_v_init"),
         py::arg("grad_decay"), py::arg("grad_a"), py::arg("workspace"), py::kw_only(), py::arg("surrogate"),
-        py::arg("smooth"), py::arg("detach_reset"), py::arg("stream"));
+        py::arg("smooth"), py::arg("detach_reset"), py::arg("decay_device"), py::arg("stream"));
 
   m.def("pnb_workspace_bytes", &sc::pnb_workspace_bytes, py::arg("count"), py::arg("k"));
   m.def("pnb_partial_sums",
@@ -149,7 +155,7 @@ PYBIND11_MODULE(_cuda, m) {
            std::uintptr_t threshold, std::uintptr_t sg_param, std::uintptr_t mean, std::uintptr_t std_dev,
            std::uintptr_t h_scratch, std::uintptr_t workspace, const std::string& charge, const std::string& reset,
            const std::string& threshold_mode, double f_c, double v_th, bool tgo, const std::string& tgo_driver,
-           double width, std::uintptr_t stream) {
+           double width, std::uintptr_t decay_device, std::uintptr_t stream) {
           const auto options = spikegrad::parse_neuron_options(charge, reset, "absolute", "rect", false, false);
           sc::AdaptiveDeviceParams params;
           params.T = T;
@@ -163,6 +169,7 @@ PYBIND11_MODULE(_cuda, m) {
           params.tgo = tgo;
           params.tgo_driver = spikegrad::parse_tgo_driver(tgo_driver) == spikegrad::TgoDriver::Std ? 0 : 1;
           params.width = width;
+          params.decay_device = ptr(decay_device);
           const sc::DType type = parse_dtype(dtype);
           py::gil_scoped_release release;
           sc::adaptive_forward(options, type, params, ptr(x), ptr(output), ptr(membrane), ptr(v_last),
@@ -173,7 +180,8 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("x"), py::arg("output"), py::arg("membrane"), py::arg("v_last"), py::arg("threshold"),
         py::arg("sg_param"), py::arg("mean"), py::arg("std"), py::arg("h_scratch"), py::arg("workspace"),
         py::kw_only(), py::arg("charge"), py::arg("reset"), py::arg("threshold_mode"), py::arg("f_c"),
-        py::arg("v_th"), py::arg("tgo"), py::arg("tgo_driver"), py::arg("width"), py::arg("stream"));
+        py::arg("v_th"), py::arg("tgo"), py::arg("tgo_driver"), py::arg("width"), py::arg("decay_device"),
+        py::arg("stream"));
 
   m.def("ordered_device_sum",
         [](py::array_t<double, py::array::c_style | py::array::forcecast> values) {

@@ -17,10 +17,14 @@ At every step t, between charge and fire, the layer's statistic of h[t] over all
                 d_t = std(h[t]) (released code, "std") or theta[t] (paper, "threshold")
 
 Exactness. mean and std are float64 sums over the N neurons, made in the fixed order of the
-C++ kernels (`ordered_sum`: blocks of 512 neurons, 8 interleaved lanes per block, lanes
-combined pairwise, blocks added in order) so that the C++ forward is bit-identical to this
-one. np.sum is pairwise and is not used where bits matter. theta and k_t are computed in
-float64 from the float64 statistics and rounded once to the working dtype.
+C++ and CUDA kernels (`ordered_sum`: blocks of 512 neurons, 8 interleaved lanes per block,
+lanes combined pairwise; then the block sums in the canonical order of
+`combine_partial_sums`: 256 strided lanes, a warp shuffle tree, a tree over the 8 warps) so
+that the C++ and CUDA forwards are bit-identical to this one. np.sum is pairwise and is not
+used where bits matter. theta and k_t are computed in float64 from the float64 statistics
+and rounded once to the working dtype; the tanh of k_t is `portable_tanh`, spikegrad's own
+fixed algorithm (fdlibm's), which the C++ and CUDA code run from the same source
+(cpp/include/spikegrad/portable.hpp), so k_t is bit-identical too.
 """
 
 from __future__ import annotations
@@ -35,16 +39,19 @@ from .neuron import NeuronOptions, NeuronResult, _working_dtype, initial_membran
 __all__ = ["AdaptiveResult", "forward", "block_partial_sums", "combine_partial_sums",
            "ordered_sum", "layer_mean", "layer_std", "adaptive_threshold",
            "estimated_threshold", "tgo_width", "check_adaptive_step", "update_running_threshold",
-           "THRESHOLD_MODES", "TGO_DRIVERS", "BLOCK", "LANES"]
+           "portable_tanh", "portable_expm1", "THRESHOLD_MODES", "TGO_DRIVERS", "BLOCK", "LANES",
+           "COMBINE_LANES", "WARP"]
 
 THRESHOLD_MODES = ("true", "estimated")
 TGO_DRIVERS = ("std", "threshold")
 BLOCK = 512  # kNeuronBlock of cpp/include/spikegrad/neuron_cpu.hpp
 LANES = 8    # the interleaved accumulators of detail::block_sum
+COMBINE_LANES = 256  # kOrderedSumLanes of cpp/include/spikegrad/portable.hpp (= kBlockThreads)
+WARP = 32            # kOrderedSumWarp: the lanes of one shuffle tree
 
 
 # --------------------------------------------------------------------------------------
-# The fixed-order float64 sum (the C++ kernels' detail::block_sum, then blocks in order)
+# The fixed-order float64 sum (the C++ kernels' detail::block_sum, then ordered_sum)
 # --------------------------------------------------------------------------------------
 
 def block_partial_sums(terms):
@@ -65,13 +72,39 @@ def block_partial_sums(terms):
             + ((lane[:, 4] + lane[:, 5]) + (lane[:, 6] + lane[:, 7])))
 
 
+def _warp_trees(lanes):
+    """The shuffle tree over the last axis of `lanes` (32 lanes, float64), for every row at
+    once: for offset 16, 8, 4, 2, 1, lane l gets lane[l] + lane[l + offset] (only lanes
+    l < offset feed lane 0, so only they are computed). Returns lane 0 of each row."""
+    lanes = np.array(lanes, dtype=np.float64)
+    offset = WARP // 2
+    while offset > 0:
+        lanes[..., :offset] = lanes[..., :offset] + lanes[..., offset:2 * offset]
+        offset //= 2
+    return lanes[..., 0]
+
+
 def combine_partial_sums(partials):
-    """The blocks' partial sums added in block order, from 0.0 (a Python float is a
-    float64). A data-parallel caller concatenates the ranks' partials in rank order."""
-    total = 0.0
-    for partial in np.asarray(partials, dtype=np.float64).ravel():
-        total += float(partial)
-    return total
+    """The partial sums (the blocks') added in the canonical order (ordered_sum of
+    cpp/include/spikegrad/portable.hpp, the CUDA second stage's order): lane k of 256 adds
+    partials k, k + 256, k + 512, ... in order starting from 0.0; then per warp of 32 lanes
+    the shuffle tree (offsets 16, 8, 4, 2, 1; lane 0 keeps the total); then the 8 warps'
+    totals through the same tree (lanes 8..31 zero). Returns a Python float (a float64).
+    A data-parallel caller concatenates the ranks' partials in rank order.
+
+    The partials are padded with zeros to a multiple of 256, which leaves every lane
+    unchanged (a lane starts from +0.0, so it is never -0.0); np.cumsum is a sequential scan,
+    so each lane is the left-to-right sum the C++ loop makes."""
+    partials = np.asarray(partials, dtype=np.float64).ravel()
+    rows = max(1, -(-partials.size // COMBINE_LANES))
+    padded = np.zeros(rows * COMBINE_LANES)
+    padded[:partials.size] = partials
+    start = np.zeros((1, COMBINE_LANES))                # each lane starts from +0.0
+    lanes = np.cumsum(np.concatenate([start, padded.reshape(rows, COMBINE_LANES)]),
+                      axis=0)[-1]
+    warp_totals = np.zeros(WARP)                        # zeros past the last warp
+    warp_totals[:COMBINE_LANES // WARP] = _warp_trees(lanes.reshape(-1, WARP))
+    return float(_warp_trees(warp_totals))
 
 
 def ordered_sum(terms):
@@ -112,8 +145,122 @@ def estimated_threshold(lam, f_c, v_th):
 
 def tgo_width(k0, driver, v_th):
     """Paper Eq. 7 (SPEC 5): k_t = k0 * (1 - tanh(V_th - d_t)) for d_t <= V_th, else
-    k0 * (1 + tanh(d_t - V_th)); tanh is odd, so both are k0 * (1 + tanh(d_t - V_th))."""
-    return k0 * (1 + math.tanh(driver - v_th))
+    k0 * (1 + tanh(d_t - V_th)); tanh is odd, so both are k0 * (1 + tanh(d_t - V_th)).
+    tanh is portable_tanh, the same bits as the C++ and CUDA kernels."""
+    return float(k0) * (1.0 + portable_tanh(float(driver) - float(v_th)))
+
+
+# --------------------------------------------------------------------------------------
+# tanh by a fixed algorithm: the twin of detail::portable_tanh and detail::portable_expm1
+# (cpp/include/spikegrad/portable.hpp), with the same operations in the same order. Python
+# floats are IEEE doubles, and CPython evaluates each operation on its own (no FMA).
+# fdlibm's s_tanh.c on s_expm1.c (FreeBSD msun; glibc's generic double tanh), the high-word
+# tests written as comparisons of |x| with the doubles whose high words they test.
+# --------------------------------------------------------------------------------------
+
+_H = float.fromhex
+_O_THRESHOLD = _H("0x1.62e42fefa39efp+9")
+_LN2_HI, _LN2_LO = _H("0x1.62e42feep-1"), _H("0x1.a39ef35793c76p-33")
+_INVLN2 = _H("0x1.71547652b82fep+0")
+_HUGE = 1.0e+300
+_Q1, _Q2, _Q3, _Q4, _Q5 = (_H("-0x1.11111111110f4p-5"), _H("0x1.a01a019fe5585p-10"),
+                           _H("-0x1.4ce199eaadbb7p-14"), _H("0x1.0cfca86e65239p-18"),
+                           _H("-0x1.afdb76e09c32dp-23"))
+_MAX = _H("0x1.fffffffffffffp+1023")
+_56_LN2, _709, _HALF_LN2, _3HALF_LN2 = (_H("0x1.3687ap+5"), _H("0x1.62e42p+9"),
+                                        _H("0x1.62e43p-2"), _H("0x1.0a2b2p+0"))
+_2_TO_M54, _2_TO_M55, _2_TO_1023 = _H("0x1p-54"), _H("0x1p-55"), _H("0x1p1023")
+
+
+def _power_of_two(k):
+    """2^k exactly (detail::power_of_two builds the bits; ldexp of 1.0 is exact)."""
+    return math.ldexp(1.0, k)
+
+
+def portable_expm1(x):
+    """exp(x) - 1 (fdlibm's expm1), the twin of detail::portable_expm1."""
+    x = float(x)
+    if x != x:
+        return x + x                                    # NaN
+    negative = x < 0
+    ax = -x if negative else x
+    if ax >= _56_LN2:                        # |x| >= 56 ln2
+        if ax >= _709:                    # |x| >= 709.78
+            if ax > _MAX:
+                return -1.0 if negative else x          # exp(+-inf) - 1 = inf, -1
+            if x > _O_THRESHOLD:
+                return _HUGE * _HUGE                    # overflow: inf
+        if negative:
+            return -1.0                                 # x < -56 ln2: -1 (rounded)
+    c = 0.0
+    if ax >= _HALF_LN2:                        # |x| > 0.5 ln2
+        if ax < _3HALF_LN2:                     # and |x| < 1.5 ln2
+            if not negative:
+                hi, lo, k = x - _LN2_HI, _LN2_LO, 1
+            else:
+                hi, lo, k = x + _LN2_HI, -_LN2_LO, -1
+        else:
+            k = int(_INVLN2 * x + (-0.5 if negative else 0.5))   # truncated toward 0
+            t = float(k)
+            hi = x - t * _LN2_HI
+            lo = t * _LN2_LO
+        x = hi - lo
+        c = (hi - x) - lo
+    elif ax < _2_TO_M54:                            # |x| < 2^-54: x itself
+        return x
+    else:
+        k = 0
+    hfx = 0.5 * x
+    hxs = x * hfx
+    r1 = 1.0 + hxs * (_Q1 + hxs * (_Q2 + hxs * (_Q3 + hxs * (_Q4 + hxs * _Q5))))
+    t = 3.0 - r1 * hfx
+    e = hxs * ((r1 - t) / (6.0 - x * t))
+    if k == 0:
+        return x - (x * e - hxs)
+    e = (x * (e - c) - c)
+    e -= hxs
+    if k == -1:
+        return 0.5 * (x - e) - 0.5
+    if k == 1:
+        if x < -0.25:
+            return -2.0 * (e - (x + 0.5))
+        return 1.0 + 2.0 * (x - e)
+    if k <= -2 or k > 56:
+        y = 1.0 - (e - x)
+        if k == 1024:
+            y = y * 2.0 * _2_TO_1023
+        else:
+            y = y * _power_of_two(k)
+        return y - 1.0
+    if k < 20:
+        y = (1.0 - _power_of_two(-k)) - (e - x)
+        y = y * _power_of_two(k)
+    else:
+        y = x - (e + _power_of_two(-k))
+        y += 1.0
+        y = y * _power_of_two(k)
+    return y
+
+
+def portable_tanh(x):
+    """tanh(x) (fdlibm's tanh), the twin of detail::portable_tanh: within 2 ulp of the
+    correctly rounded tanh; NaN stays NaN, +-0 stays +-0."""
+    x = float(x)
+    if x != x:
+        return x + x                                    # NaN
+    ax = -x if x < 0 else x
+    if ax < 22.0:
+        if ax < _2_TO_M55:
+            return x * (1.0 + x)                        # tanh(tiny) = tiny; +-0 stay
+        if ax >= 1.0:
+            t = portable_expm1(2.0 * ax)
+            z = 1.0 - 2.0 / (t + 2.0)
+        else:
+            t = portable_expm1(-2.0 * ax)
+            z = -t / (t + 2.0)
+    else:
+        z = 1.0                                         # |x| >= 22: +-1
+    return -z if x < 0 else z
 
 
 def check_adaptive_step(theta, k, mean, std, v_th, t):

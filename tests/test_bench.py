@@ -205,3 +205,194 @@ def test_variants_refuses_what_it_cannot_do(argv, capsys, monkeypatch):
     monkeypatch.setattr(bench, "check_plot_available", lambda: None)
     assert cli.main(["bench", "--no-progress", *argv]) == 2
     assert "--variants" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# The GPU bench (bench_cuda.py): its logic on synthetic rows and on the CPU, no GPU needed
+# ---------------------------------------------------------------------------------------
+
+from spikegrad import bench_cuda  # noqa: E402
+
+HAVE_SJ = importlib.util.find_spec("spikingjelly") is not None
+
+
+def _gpu_row(mode, N, method, ms, x_floor=1.0):
+    return bench.Row(mode, 8, N, method, ms / 1e3, ms / 1e3 / x_floor, 0.0, x_floor)
+
+
+def test_gpu_goal_verdicts():
+    fb, fwd = bench.FORWARD_BACKWARD, bench.FORWARD
+    small, mid, big = 2 ** 16, 2 ** 20, 2 ** 24
+    rows = [
+        # 2^16: faster than compile and SpikingJelly (the faster of its two backends)
+        _gpu_row(fwd, small, "spikegrad", 0.010), _gpu_row(fwd, small, "compile", 0.020),
+        _gpu_row(fwd, small, "spikingjelly-triton", 0.030),
+        _gpu_row(fwd, small, "spikingjelly-cuda", 0.015),
+        # forward+backward: slower than the native SpikingJelly backend, equal to compile
+        _gpu_row(fb, small, "spikegrad", 0.040), _gpu_row(fb, small, "compile", 0.040),
+        _gpu_row(fb, small, "spikingjelly-triton", 0.050),
+        _gpu_row(fb, small, "spikingjelly-cuda", 0.030),
+        # 2^20: forward rows missing, forward+backward without SpikingJelly
+        _gpu_row(fb, mid, "spikegrad", 0.1), _gpu_row(fb, mid, "compile", 0.3),
+        # 2^24: the floors
+        _gpu_row(fb, big, "spikegrad", 2.0, x_floor=1.24),
+        _gpu_row(fwd, big, "spikegrad", 0.7, x_floor=1.16),
+        _gpu_row(fb, big, "compile", 3.0), _gpu_row(fwd, big, "compile", 0.6),
+        _gpu_row(fb, big, "spikingjelly-triton", 4.0),
+        _gpu_row(fwd, big, "spikingjelly-triton", 1.0),
+        _gpu_row(fb, big, "spikegrad-ATGO", 5.0, x_floor=2.5),
+        _gpu_row(fb, big, "spikegrad-CF", 3.0, x_floor=1.5),
+        _gpu_row(fb, 2 ** 22, "spikegrad", 1.0),   # not a goal size: ignored
+    ]
+    report = bench.Report(rows, {}, {"gpu": "test GPU"})
+    lines = bench_cuda.goals_cuda(report)
+    assert lines[0] == "GPU goals (T = 8, float32, test GPU): 8 of 16 met"
+    assert len(lines) == 17 and all(line.startswith(("  [met] ", "  [NOT met] "))
+                                    for line in lines[1:])
+    met = {line.split("] ", 1)[1].rsplit(": ", 1)[0]: line.startswith("  [met]")
+           for line in lines[1:]}
+    assert met == {
+        "N = 2^16: spikegrad forward faster than torch.compile": True,
+        "N = 2^16: spikegrad forward faster than SpikingJelly": True,
+        "N = 2^16: spikegrad forward+backward faster than torch.compile": False,   # equal
+        "N = 2^16: spikegrad forward+backward faster than SpikingJelly": False,
+        "N = 2^20: spikegrad forward faster than torch.compile": False,            # missing
+        "N = 2^20: spikegrad forward faster than SpikingJelly": False,
+        "N = 2^20: spikegrad forward+backward faster than torch.compile": True,
+        "N = 2^20: spikegrad forward+backward faster than SpikingJelly": False,
+        "N = 2^24: spikegrad forward faster than torch.compile": False,            # 0.7 > 0.6
+        "N = 2^24: spikegrad forward faster than SpikingJelly": True,
+        "N = 2^24: spikegrad forward+backward faster than torch.compile": True,
+        "N = 2^24: spikegrad forward+backward faster than SpikingJelly": True,
+        "N = 2^24: spikegrad forward+backward within 1.25x of the 20-byte floor": True,
+        "N = 2^24: spikegrad forward within 1.15x of the 8-byte floor": False,
+        "N = 2^24: spikegrad-ATGO forward+backward within 2x of the 20-byte floor": False,
+        "N = 2^24: spikegrad-CF forward+backward within 2x of the 20-byte floor": True,
+    }
+    text = "\n".join(lines)
+    assert "0.75x than spikingjelly-cuda" in text and "1.50x than spikingjelly-cuda" in text
+    assert "N = 2^20: spikegrad forward faster than torch.compile: not measured" in text
+    goals = bench_cuda.evaluate_goals_cuda(report)
+    assert [g["met"] for g in goals] == list(met.values())
+    assert goals[0]["value"] == pytest.approx(2.0) and goals[4]["value"] is None
+    json.dumps(goals)   # the JSON carries them
+
+
+def test_gpu_goals_on_an_empty_report_are_all_not_met():
+    lines = bench_cuda.goals_cuda(bench.Report([], {}, {}))
+    assert len(lines) == 17 and all("[NOT met]" in line and line.endswith("not measured")
+                                    for line in lines[1:])
+
+
+def test_gpu_factories_record_unknown_and_unbuildable_methods():
+    factories, skipped = bench_cuda._factories(
+        ("spikegrad", "bogus", "spikingjelly-triton", "spikingjelly-cuda"), device="cpu")
+    assert list(factories) == ["spikegrad"]
+    assert skipped["bogus"].startswith("unknown method")
+    # without SpikingJelly: ImportError; with it: its GPU backends refuse CPU tensors
+    for name in ("spikingjelly-triton", "spikingjelly-cuda"):
+        assert ("ModuleNotFoundError" in skipped[name] if not HAVE_SJ
+                else "runs on CUDA tensors only" in skipped[name]), skipped[name]
+
+
+def test_time_batches_fills_the_target_and_repeats():
+    calls, syncs = [], []
+    times, per_batch, single, warmup = bench_cuda.time_batches(
+        lambda: calls.append(1), 4, lambda: syncs.append(1), target_s=1e-3, max_calls=300)
+    assert len(times) == 4 and all(t > 0 for t in times)
+    assert 1 <= per_batch <= 300 and single > 0 and warmup > 0
+    # warm-up + 3 single calls + one calibration batch (when > 1 call) + 4 batches
+    assert len(calls) >= 1 + bench_cuda.SINGLE_CALLS + 4 * per_batch
+
+
+class _Raising(torch.nn.Module):
+    """A layer (it has .to) whose forward raises."""
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def forward(self, x):
+        raise self.error
+
+
+def test_gpu_bench_runs_on_the_cpu_and_records_failures(monkeypatch, tmp_path):
+    # the whole GPU run, on CPU tensors with tiny sizes: rows, skipped methods, goals, table
+    monkeypatch.setattr(bench_cuda, "TARGET_BATCH_S", 1e-4)
+
+    monkeypatch.setattr(bench, "make_cf", lambda T: _Raising(RuntimeError("kernel exploded")))
+    report = bench_cuda.run_bench_cuda(
+        Ts=(3,), Ns=(40, 64), methods=("spikegrad", "loop", "bogus", "spikegrad-CF"),
+        repeat=2, progress=False, device="cpu")
+    assert {(r.mode, r.N, r.method) for r in report.rows} == {
+        (mode, N, m) for mode in ("forward", "forward+backward") for N in (40, 64)
+        for m in ("spikegrad", "loop")}
+    for r in report.rows:
+        assert len(r.times_s) == 2 and r.time_s == statistics.median(r.times_s)
+        assert r.calls_per_batch >= 1 and r.single_call_s > 0 and r.warmup_s > 0
+        assert r.x_floor == pytest.approx(r.time_s / r.floor_s, rel=1e-9)
+    skipped = report.meta["skipped"]
+    assert skipped["bogus"].startswith("unknown method")
+    assert skipped["spikegrad-CF forward T=3 N=40"] == "RuntimeError: kernel exploded"
+    assert len([k for k in skipped if k.startswith("spikegrad-CF")]) == 4
+    assert len(report.meta["goals"]) == 16 and "interrupted" not in report.meta
+    table = bench_cuda.format_table_cuda(report)
+    assert "skipped: bogus (unknown method" in table
+    body = [line for line in table.splitlines() if line.startswith(("forward ", "forward+"))]
+    assert len(body) == len(report.rows)
+    data = json.loads(json.dumps(bench.to_json(report)))
+    assert {"calls_per_batch", "single_call_s", "warmup_s"} <= set(data["rows"][0])
+
+
+def test_gpu_bench_keeps_what_it_measured_when_stopped(monkeypatch):
+    # SIGTERM (from `timeout`) raises BenchInterrupted in the run: the rows so far are kept
+    monkeypatch.setattr(bench_cuda, "TARGET_BATCH_S", 1e-4)
+
+    monkeypatch.setattr(bench, "make_cf",
+                        lambda T: _Raising(bench_cuda.BenchInterrupted("signal 15")))
+    report = bench_cuda.run_bench_cuda(Ts=(2,), Ns=(32, 64), methods=("spikegrad", "spikegrad-CF"),
+                                       repeat=1, progress=False, device="cpu")
+    assert [(r.mode, r.N, r.method) for r in report.rows] == [("forward", 32, "spikegrad")]
+    assert report.meta["interrupted"].startswith("stopped by signal 15")
+    assert "INTERRUPTED" in bench_cuda.format_table_cuda(report)
+
+
+def test_gpu_profile_text_on_the_cpu():
+    text = bench_cuda.profile_cuda(Ns=(64,), T=3, calls=2, device="cpu")
+    assert "N = 2^6, T = 3, spikegrad forward+backward, 2 calls: wall" in text
+    assert "host operation (self CPU time)" in text and "spikegrad::neuron_forward" in text
+    assert "profile failed" not in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile"], "--profile needs --device cuda"),
+    (["--device", "cuda", "--profile"], "no CUDA GPU"),
+    (["--device", "cuda", "--N", "64"], "no CUDA GPU")])
+def test_gpu_bench_without_a_gpu_says_so(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main(["bench", "--no-progress", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_gpu_method_names_are_accepted_by_the_cli(capsys):
+    # the CPU bench refuses a GPU-only method by name instead of timing something else
+    assert cli.main(["bench", "--no-progress", "--methods", "spikingjelly-triton", "--T", "2",
+                     "--N", "8"]) == 2
+    assert "unknown method 'spikingjelly-triton'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAVE_SJ, reason="SpikingJelly is not installed")
+def test_spikingjelly_factory_is_the_bench_neuron_on_the_cpu():
+    # SpikingJelly 2.0's LIFNode as built for the GPU rows (backend "torch" on CPU tensors):
+    # decay_input=False with tau = 1 / (1 - lam) is the mul charge up to rounding, so its spikes
+    # are spikegrad's but where h lands within rounding of the threshold
+    lif = bench_cuda.make_spikingjelly_cuda("torch", device="cpu")
+    x = torch.randn(8, 4096, generator=torch.Generator().manual_seed(1)) + 0.5
+    theirs, ours = lif(x), bench.make_spikegrad()(x)
+    assert theirs.shape == ours.shape
+    assert (theirs != ours).float().mean() < 1e-3
+    leaf = x.clone().requires_grad_(True)
+    lif(leaf).sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+    with pytest.raises(RuntimeError, match="CUDA tensors only"):
+        bench_cuda.make_spikingjelly_cuda("triton", device="cpu")

@@ -318,7 +318,7 @@ def test_pnb_partial_sums_match_cpu(dtype, count):
 # ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("N", [2, 511, 513, 5000])
+@pytest.mark.parametrize("N", [2, 511, 513, 5000, 256 * 512 + 513])
 @pytest.mark.parametrize("variant", [
     dict(charge="mul", reset="hard", threshold_mode="true", tgo=True, tgo_driver="std"),
     dict(charge="decay_input", reset="soft", threshold_mode="estimated", tgo=True,
@@ -377,13 +377,6 @@ def test_layers_run_on_cuda_like_on_cpu():
         twin = copy.deepcopy(layer).to(CUDA)
         assert_bitwise_equal(twin(x.to(CUDA)).cpu().numpy(), layer(x).numpy(),
                              f"ATGO eval {mode}")
-
-
-def test_atgo_sync_stats_on_cuda_is_not_implemented_yet():
-    from spikegrad import nn as snn
-    layer = snn.ATGO(sync_stats=True).to(CUDA)
-    with pytest.raises(NotImplementedError, match="sync_stats=True .* CPU tensors only"):
-        layer(torch.randn(4, 8, 16, device=CUDA))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])

@@ -98,17 +98,18 @@ def test_launchers_check_arguments_before_touching_the_device():
     with pytest.raises(ValueError, match="T >= 1"):
         cuda.neuron_forward("float32", 0, 4, 0.2, 0.0, 0, 0, 0, 0, 0, 0, 0, charge="mul",
                             reset="hard", scale="absolute", surrogate="rect", smooth=False,
-                            stream=0)
+                            decay_device=0, stream=0)
     with pytest.raises(ValueError, match="charge must be one of"):
         cuda.neuron_forward("float32", 1, 4, 0.2, 0.0, 0, 0, 0, 0, 0, 0, 0, charge="lif",
                             reset="hard", scale="absolute", surrogate="rect", smooth=False,
-                            stream=0)
+                            decay_device=0, stream=0)
     with pytest.raises(TypeError, match="dtype must be one of"):
         cuda.neuron_backward_workspace_bytes("int8", 8, 100)
     with pytest.raises(ValueError, match="N >= 2"):
         cuda.adaptive_forward("float32", 1, 1, 0.2, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                               charge="mul", reset="hard", threshold_mode="true", f_c=1.0,
-                              v_th=1.0, tgo=True, tgo_driver="std", width=1.0, stream=0)
+                              v_th=1.0, tgo=True, tgo_driver="std", width=1.0, decay_device=0,
+                              stream=0)
     # [2T + 1] float64 rows per 256 neurons, then the checkpoints of chunks 1 .. last - 1
     assert cuda.neuron_backward_workspace_bytes("float32", 8, 2**24) == 8 * 17 * 2**16
     assert cuda.neuron_backward_workspace_bytes("bfloat16", 20, 256) == 8 * 41 + 4 * 256
@@ -135,6 +136,11 @@ class _HostStandIn:
         from spikegrad import _core
         self.core = _core
         self.streams = []
+        self.param_grads = []   # per backward call: were the gradient pointers given?
+
+    def _decay(self, decay, decay_device, dtype):
+        """The launchers' decay: the number, or the device scalar at decay_device."""
+        return decay if decay_device == 0 else float(self._array(decay_device, 1, dtype)[0])
 
     @staticmethod
     def _array(address, count, dtype):
@@ -146,11 +152,11 @@ class _HostStandIn:
 
     def neuron_forward(self, dtype, T, N, decay, v_reset, threshold, sg_param, v_init, x,
                        output, membrane, v_last, *, charge, reset, scale, surrogate, smooth,
-                       stream):
+                       decay_device, stream):
         self.streams.append(stream)
         a = self._array
         self.core.neuron_forward(
-            a(x, T * N, dtype).reshape(T, N), decay, a(threshold, T, dtype), v_reset,
+            a(x, T * N, dtype).reshape(T, N), self._decay(decay, decay_device, dtype), a(threshold, T, dtype), v_reset,
             a(sg_param, T, dtype), a(v_init, N, dtype), a(output, T * N, dtype).reshape(T, N),
             None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
             a(v_last, N, dtype), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
@@ -162,27 +168,36 @@ class _HostStandIn:
     def neuron_backward(self, dtype, T, N, decay, v_reset, threshold, sg_param, v_init, x,
                         grad_output, grad_membrane, grad_v_last, grad_x, grad_v_init,
                         grad_decay, grad_threshold, grad_sg_param, workspace, *, charge,
-                        reset, scale, surrogate, smooth, detach_reset, stream):
+                        reset, scale, surrogate, smooth, detach_reset, decay_device, stream):
         a = self._array
 
         def rows(address):
             return None if address == 0 else a(address, T * N, dtype).reshape(T, N)
 
+        # all three gradient pointers or none (cuda.hpp): none means no parameter sums
+        param_grads = (grad_decay, grad_threshold, grad_sg_param) != (0, 0, 0)
+        assert param_grads == (0 not in (grad_decay, grad_threshold, grad_sg_param))
         g_decay, g_threshold, g_sg_param = self.core.neuron_backward(
-            rows(x), decay, a(threshold, T, dtype), v_reset, a(sg_param, T, dtype),
+            rows(x), self._decay(decay, decay_device, dtype), a(threshold, T, dtype), v_reset,
+            a(sg_param, T, dtype),
             a(v_init, N, dtype), rows(grad_output), rows(grad_membrane),
             None if grad_v_last == 0 else a(grad_v_last, N, dtype), rows(grad_x),
             a(grad_v_init, N, dtype), charge=charge, reset=reset, scale=scale,
-            surrogate=surrogate, smooth=smooth, detach_reset=detach_reset)
+            surrogate=surrogate, smooth=smooth, detach_reset=detach_reset,
+            param_grads=param_grads)
+        self.param_grads.append(param_grads)
+        if not param_grads:
+            return
         a(grad_decay, 1, "float64")[:] = g_decay
         a(grad_threshold, T, "float64")[:] = g_threshold
         a(grad_sg_param, T, "float64")[:] = g_sg_param
 
     def multilevel_forward(self, dtype, T, N, decay, theta_p, theta_n, k_p, k_n, a_ptr, v_init,
-                           x, output, membrane, v_last, *, surrogate, smooth, stream):
+                           x, output, membrane, v_last, *, surrogate, smooth, decay_device,
+                           stream):
         a = self._array
         self.core.multilevel_forward(
-            a(x, T * N, dtype).reshape(T, N), decay, theta_p, theta_n, k_p, k_n,
+            a(x, T * N, dtype).reshape(T, N), self._decay(decay, decay_device, dtype), theta_p, theta_n, k_p, k_n,
             a(a_ptr, T, dtype), a(v_init, N, dtype), a(output, T * N, dtype).reshape(T, N),
             None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
             a(v_last, N, dtype), surrogate=surrogate, smooth=smooth)
@@ -193,18 +208,23 @@ class _HostStandIn:
     def multilevel_backward(self, dtype, T, N, decay, theta_p, theta_n, k_p, k_n, a_ptr,
                             v_init, x, grad_output, grad_membrane, grad_v_last, grad_x,
                             grad_v_init, grad_decay, grad_a, workspace, *, surrogate, smooth,
-                            detach_reset, stream):
+                            detach_reset, decay_device, stream):
         a = self._array
 
         def rows(address):
             return None if address == 0 else a(address, T * N, dtype).reshape(T, N)
 
+        param_grads = (grad_decay, grad_a) != (0, 0)
+        assert param_grads == (0 not in (grad_decay, grad_a))
+        self.param_grads.append(param_grads)
         g_decay, g_a = self.core.multilevel_backward(
-            rows(x), decay, theta_p, theta_n, k_p, k_n, a(a_ptr, T, dtype), a(v_init, N, dtype),
+            rows(x), self._decay(decay, decay_device, dtype), theta_p, theta_n, k_p, k_n, a(a_ptr, T, dtype), a(v_init, N, dtype),
             rows(grad_output), rows(grad_membrane),
             None if grad_v_last == 0 else a(grad_v_last, N, dtype), rows(grad_x),
             a(grad_v_init, N, dtype), surrogate=surrogate, smooth=smooth,
-            detach_reset=detach_reset)
+            detach_reset=detach_reset, need_grad_decay=param_grads, need_grad_a=param_grads)
+        if not param_grads:
+            return
         a(grad_decay, 1, "float64")[:] = g_decay
         a(grad_a, T, "float64")[:] = g_a
 
@@ -213,11 +233,12 @@ class _HostStandIn:
 
     def adaptive_forward(self, dtype, T, N, decay, v_reset, v_init, x, output, membrane, v_last,
                          threshold, sg_param, mean, std, h_scratch, workspace, *, charge, reset,
-                         threshold_mode, f_c, v_th, tgo, tgo_driver, width, stream):
+                         threshold_mode, f_c, v_th, tgo, tgo_driver, width, decay_device, stream):
         a = self._array
         assert (membrane == 0) != (h_scratch == 0), "exactly one of membrane and h_scratch"
         self.core.adaptive_forward(
-            a(x, T * N, dtype).reshape(T, N), decay, v_reset, a(v_init, N, dtype),
+            a(x, T * N, dtype).reshape(T, N), self._decay(decay, decay_device, dtype), v_reset,
+            a(v_init, N, dtype),
             a(output, T * N, dtype).reshape(T, N),
             None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
             a(v_last, N, dtype), a(threshold, T, dtype), a(sg_param, T, dtype),
@@ -268,6 +289,12 @@ def test_neuron_wrappers_pass_the_right_buffers(host_stand_in, dtype, return_mem
     actual = _cuda_ops._neuron_backward_cuda(*backward_args)
     for name, e, a in zip(("x", "v_init", "decay", "threshold", "sg_param"), expected, actual):
         assert a.dtype == e.dtype and a.shape == e.shape and torch.equal(a, e), name
+    # no parameter gradient wanted: null gradient pointers (no sums), zeros as on the CPU
+    expected = ops.neuron_backward(*backward_args, param_grads=False)
+    actual = _cuda_ops._neuron_backward_cuda(*backward_args, param_grads=False)
+    for name, e, a in zip(("x", "v_init", "decay", "threshold", "sg_param"), expected, actual):
+        assert a.dtype == e.dtype and a.shape == e.shape and torch.equal(a, e), name
+    assert host_stand_in.param_grads == [True, False]
 
 
 def test_multilevel_and_pnb_wrappers_pass_the_right_buffers(host_stand_in):
@@ -287,6 +314,17 @@ def test_multilevel_and_pnb_wrappers_pass_the_right_buffers(host_stand_in):
     for e, g in zip(multilevel_ops.multilevel_backward(*backward_args),
                     _cuda_ops._multilevel_backward_cuda(*backward_args)):
         assert g.shape == e.shape and torch.equal(g, e)
+    # neither parameter gradient wanted: null pointers, and NaN (never a plausible number)
+    # in their place, as on the CPU
+    flags = (False, False)
+    for e, g in zip(multilevel_ops.multilevel_backward(*backward_args, *flags),
+                    _cuda_ops._multilevel_backward_cuda(*backward_args, *flags)):
+        assert g.shape == e.shape
+        if e.isnan().all():
+            assert g.isnan().all()
+        else:
+            assert torch.equal(g, e)
+    assert host_stand_in.param_grads == [True, False]
     h = torch.randn(1000, dtype=torch.float32) * 2
     assert torch.equal(_cuda_ops._pnb_partial_sums_cuda(h, 1.0, 0.5, 3),
                        multilevel_ops.pnb_partial_sums(h, 1.0, 0.5, 3))

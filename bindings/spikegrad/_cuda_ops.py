@@ -83,10 +83,20 @@ def _workspace(num_bytes: int, x: Tensor) -> Tensor:
 
 
 def _like(grad: Tensor, parameter: Tensor) -> Tensor:
-    """A float64 parameter gradient in the parameter's dtype and on its device (a 0-d
-    parameter may be a CPU tensor beside CUDA x). Always a copy: the gradients are views of
-    one float64 buffer, and a custom op's outputs must not alias each other (torch.library)."""
-    return grad.to(device=parameter.device, dtype=parameter.dtype, copy=True)
+    """A float64 parameter gradient (a tensor of its own) in the parameter's dtype and on its
+    device (a 0-d parameter may be a CPU tensor beside CUDA x)."""
+    return grad.to(device=parameter.device, dtype=parameter.dtype)
+
+
+def _decay(decay: Tensor, x: Tensor):
+    """The 0-d decay as the launchers take it: (value, device pointer). A decay on the CPU (a
+    fixed number: ops.py makes it there) is read on the host; a decay on x's device (a
+    learnable one, computed there) is read by the kernels from its address, since reading it
+    on the host would synchronize the stream."""
+    if decay.device.type == "cpu":
+        return float(decay), 0
+    decay = _contiguous(decay, "decay", x, state_dtype(x.dtype))
+    return 0.0, decay.data_ptr()
 
 
 def _dtype_name(x: Tensor) -> str:
@@ -108,22 +118,23 @@ def _neuron_forward_cuda(x, decay, threshold, sg_param, v_init, v_reset, charge,
     threshold = _contiguous(threshold, "threshold", x, state)
     sg_param = _contiguous(sg_param, "sg_param", x, state)
     v_init = _contiguous(v_init, "v_init", x, state)
+    decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
     output, membrane, v_last = _forward_outputs(x, return_membrane)
     with torch.cuda.device(x.device):
         cuda.neuron_forward(
-            _dtype_name(x), T, N, float(decay), float(v_reset), _ptr(threshold), _ptr(sg_param),
+            _dtype_name(x), T, N, decay_value, float(v_reset), _ptr(threshold), _ptr(sg_param),
             _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
             _ptr(v_last), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
-            smooth=smooth, stream=_stream(x))
+            smooth=smooth, decay_device=decay_device, stream=_stream(x))
     return output, membrane, v_last
 
 
 def _neuron_backward_cuda(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane,
                           grad_v_last, v_reset, charge, reset, scale, surrogate, smooth,
                           detach_reset, param_grads=True):
-    # v_init None: the kernel starts from zeros. param_grads=False: the CUDA kernel computes
-    # the parameter sums anyway (a small second stage); the autograd formula drops them.
+    # v_init None: the kernel starts from zeros. param_grads=False: the kernel makes no
+    # parameter sums (null pointers) and the three parameter gradients are zeros, as on the CPU.
     cuda = cuda_module()
     state = state_dtype(x.dtype)
     x = x.contiguous()
@@ -132,22 +143,28 @@ def _neuron_backward_cuda(x, decay, threshold, sg_param, v_init, grad_output, gr
     v_init = _contiguous(v_init, "v_init", x, state)
     grad_output, grad_membrane, grad_v_last = _upstream(x, grad_output, grad_membrane,
                                                         grad_v_last)
+    decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
     name = _dtype_name(x)
     grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
     grad_v_init = torch.empty((N,), dtype=state, device=x.device)
-    grads = torch.empty((2 * T + 1,), dtype=torch.float64, device=x.device)  # decay, theta, p
+    # decay, theta[T], p[T] in float64; each its own tensor (custom-op outputs must not alias)
+    grads = [torch.empty(shape, dtype=torch.float64, device=x.device)
+             for shape in ((), (T,), (T,))] if param_grads else [None] * 3
     workspace = _workspace(cuda.neuron_backward_workspace_bytes(name, T, N), x)
-    base = grads.data_ptr()
     with torch.cuda.device(x.device):
         cuda.neuron_backward(
-            name, T, N, float(decay), float(v_reset), _ptr(threshold), _ptr(sg_param),
+            name, T, N, decay_value, float(v_reset), _ptr(threshold), _ptr(sg_param),
             _ptr(v_init), _ptr(x), _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last),
-            _ptr(grad_x), _ptr(grad_v_init), base, base + 8, base + 8 * (1 + T),
+            _ptr(grad_x), _ptr(grad_v_init), *map(_ptr, grads),
             _ptr(workspace), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
-            smooth=smooth, detach_reset=detach_reset, stream=_stream(x))
-    return (grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1:1 + T], threshold),
-            _like(grads[1 + T:], sg_param))
+            smooth=smooth, detach_reset=detach_reset, decay_device=decay_device,
+            stream=_stream(x))
+    if not param_grads:
+        return (grad_x, grad_v_init, decay.new_zeros(()), threshold.new_zeros((T,)),
+                sg_param.new_zeros((T,)))
+    return (grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1], threshold),
+            _like(grads[2], sg_param))
 
 
 def register_neuron_kernels(neuron_forward, neuron_backward):
@@ -166,20 +183,22 @@ def _multilevel_forward_cuda(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, su
     x = x.contiguous()
     a = _contiguous(a, "a", x, state)
     v_init = _contiguous(v_init, "v_init", x, state)
+    decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
     output, membrane, v_last = _forward_outputs(x, return_membrane)
     with torch.cuda.device(x.device):
         cuda.multilevel_forward(
-            _dtype_name(x), T, N, float(decay), theta_p, theta_n, k_p, k_n, _ptr(a),
+            _dtype_name(x), T, N, decay_value, theta_p, theta_n, k_p, k_n, _ptr(a),
             _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
-            _ptr(v_last), surrogate=surrogate, smooth=smooth, stream=_stream(x))
+            _ptr(v_last), surrogate=surrogate, smooth=smooth, decay_device=decay_device,
+            stream=_stream(x))
     return output, membrane, v_last
 
 
 def _multilevel_backward_cuda(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last,
                               theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset,
                               need_grad_decay=True, need_grad_a=True):
-    # the CUDA kernel computes both parameter sums whatever need_grad_* say
+    # no parameter sums (null pointers) when neither gradient is needed; both otherwise
     cuda = cuda_module()
     state = state_dtype(x.dtype)
     x = x.contiguous()
@@ -187,20 +206,26 @@ def _multilevel_backward_cuda(x, decay, a, v_init, grad_output, grad_membrane, g
     v_init = _contiguous(v_init, "v_init", x, state)
     grad_output, grad_membrane, grad_v_last = _upstream(x, grad_output, grad_membrane,
                                                         grad_v_last)
+    decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
     name = _dtype_name(x)
     grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
     grad_v_init = torch.empty((N,), dtype=state, device=x.device)
-    grads = torch.empty((T + 1,), dtype=torch.float64, device=x.device)  # decay, a
+    param_grads = need_grad_decay or need_grad_a
+    # decay, a[T] in float64, each its own tensor (custom-op outputs must not alias)
+    grads = [torch.empty(shape, dtype=torch.float64, device=x.device)
+             for shape in ((), (T,))] if param_grads else [None] * 2
     workspace = _workspace(cuda.multilevel_backward_workspace_bytes(name, T, N), x)
-    base = grads.data_ptr()
     with torch.cuda.device(x.device):
         cuda.multilevel_backward(
-            name, T, N, float(decay), theta_p, theta_n, k_p, k_n, _ptr(a), _ptr(v_init), _ptr(x),
+            name, T, N, decay_value, theta_p, theta_n, k_p, k_n, _ptr(a), _ptr(v_init), _ptr(x),
             _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last), _ptr(grad_x),
-            _ptr(grad_v_init), base, base + 8, _ptr(workspace), surrogate=surrogate,
-            smooth=smooth, detach_reset=detach_reset, stream=_stream(x))
-    return grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1:], a)
+            _ptr(grad_v_init), *map(_ptr, grads), _ptr(workspace), surrogate=surrogate,
+            smooth=smooth, detach_reset=detach_reset, decay_device=decay_device,
+            stream=_stream(x))
+    if not param_grads:   # as the CPU kernel: an unwanted gradient is NaN, never plausible
+        return grad_x, grad_v_init, decay.new_full((), float("nan")), a.new_full((T,), float("nan"))
+    return grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1], a)
 
 
 def _pnb_partial_sums_cuda(h, theta_p, theta_n, k):
@@ -233,9 +258,8 @@ def _adaptive_forward_cuda(x, decay, v_init, v_reset, charge, reset, detach_rese
         raise TypeError(f"x must be float32 or float64 for the adaptive threshold, got {x.dtype}")
     x = x.contiguous()
     T, N = x.shape
-    if v_init is None:  # zeros: the CUDA kernel starts from a v_init array
-        v_init = x.new_zeros((N,))
-    v_init = _contiguous(v_init, "v_init", x, x.dtype)
+    v_init = _contiguous(v_init, "v_init", x, x.dtype)   # None: the kernel starts from zeros
+    decay_value, decay_device = _decay(decay, x)
     like = dict(dtype=x.dtype, device=x.device)
     f64 = dict(dtype=torch.float64, device=x.device)
     output, membrane, v_last = _forward_outputs(x, return_membrane)
@@ -245,12 +269,12 @@ def _adaptive_forward_cuda(x, decay, v_init, v_reset, charge, reset, detach_rese
     workspace = _workspace(cuda.adaptive_workspace_bytes(N), x)
     with torch.cuda.device(x.device):
         cuda.adaptive_forward(
-            _dtype_name(x), T, N, float(decay), float(v_reset), _ptr(v_init), _ptr(x),
+            _dtype_name(x), T, N, decay_value, float(v_reset), _ptr(v_init), _ptr(x),
             _ptr(output), _ptr(membrane) if return_membrane else 0, _ptr(v_last),
             _ptr(threshold), _ptr(sg_param), _ptr(mean), _ptr(std),
             0 if return_membrane else _ptr(h_scratch), _ptr(workspace), charge=charge,
             reset=reset, threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo,
-            tgo_driver=tgo_driver, width=width, stream=_stream(x))
+            tgo_driver=tgo_driver, width=width, decay_device=decay_device, stream=_stream(x))
     return output, membrane, v_last, threshold, sg_param, mean, std
 
 

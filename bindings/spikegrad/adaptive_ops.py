@@ -8,7 +8,8 @@ data-parallel twin.
 
     synced_adaptive_statistics(...)   the same forward as a Python loop over t around the
                                       step kernels, all-gathering the per-block float64 sums
-                                      over the default torch.distributed process group
+                                      over the default torch.distributed process group (CUDA x:
+                                      on a host copy of x; results on x's device)
 
 spikegrad.nn.ATGO uses both; spikegrad.ref.adaptive is the oracle of both.
 """
@@ -108,17 +109,56 @@ register_adaptive_kernel(adaptive_forward)  # CUDA (_cuda_ops.py)
 # Data parallel: the statistics of h[t] over the whole batch of every process
 # ---------------------------------------------------------------------------------------
 
-def _gather_block_sums(local: np.ndarray, counts: list[int]) -> np.ndarray:
-    """Every rank's per-block sums, concatenated in rank order (all_gather, padded to the
-    largest block count)."""
+def _backend_devices(backend_config: str) -> set[str]:
+    """The device types a process group's backend takes tensors of, from its configuration
+    string (`torch.distributed.get_backend_config()`: "cpu:gloo,cuda:gloo", "cuda:nccl") or
+    a plain backend name ("gloo", "nccl"; torch's table of their devices)."""
+    import torch.distributed as dist
+
+    config = str(backend_config).lower()
+    if ":" in config:
+        return {pair.split(":")[0].strip() for pair in config.split(",") if ":" in pair}
+    capability = getattr(dist.Backend, "backend_capability", {})
+    return set(capability.get(config, ["cpu", "cuda"]))
+
+
+def _collective_device(x_device: torch.device, backend_config: str) -> torch.device:
+    """Where the block sums travel: on x's device when the backend takes tensors of its type
+    (gloo: CPU and CUDA; nccl: CUDA), else on a device it takes (the CPU, or the current CUDA
+    device for CPU x under nccl)."""
+    devices = _backend_devices(backend_config)
+    if x_device.type in devices:
+        return x_device
+    if "cpu" in devices:
+        return torch.device("cpu")
+    if "cuda" in devices:
+        return torch.device("cuda")  # the current CUDA device (torch.cuda.set_device)
+    raise RuntimeError(f"sync_stats=True: the default process group's backend "
+                       f"({backend_config}) takes neither {x_device.type} nor CPU tensors")
+
+
+def _default_backend_config() -> str:
+    import torch.distributed as dist
+
+    if hasattr(dist, "get_backend_config"):
+        return dist.get_backend_config()
+    return str(dist.get_backend())
+
+
+def _gather_block_sums(local: np.ndarray, counts: list[int],
+                       device: torch.device) -> np.ndarray:
+    """Every rank's per-block sums, concatenated in rank order (all_gather on `device`,
+    padded to the largest block count; float64 travels exactly)."""
     import torch.distributed as dist
 
     width = max(counts)
     padded = torch.zeros(width, dtype=torch.float64)
     padded[:local.size] = torch.from_numpy(local)
-    gathered = [torch.empty(width, dtype=torch.float64) for _ in counts]
+    padded = padded.to(device)
+    gathered = [torch.empty(width, dtype=torch.float64, device=device) for _ in counts]
     dist.all_gather(gathered, padded)
-    return np.concatenate([g[:c].numpy() for g, c in zip(gathered, counts)])
+    rows = torch.stack(gathered).cpu().numpy()
+    return np.concatenate([row[:c] for row, c in zip(rows, counts)])
 
 
 def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
@@ -132,27 +172,37 @@ def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
     torch.distributed process group. No gradient (the statistics are detached).
 
     A Python loop over t around the step kernels (charge -> gather -> deviations -> gather
-    -> fire): per step, every rank's per-block float64 sums are all-gathered and added in
-    rank order, then block order. When every rank but the last holds a multiple of 512
+    -> fire): per step, every rank's per-block float64 sums are all-gathered, concatenated
+    in rank order and combined in the kernels' order (`combine_partial_sums`, as one
+    process combines its blocks). When every rank but the last holds a multiple of 512
     neurons (the kernels' block), those are the very blocks one process would make on the
     whole batch, so the result is bit-identical to it; otherwise the sums are regrouped and
-    may differ from it by float64 rounding."""
+    may differ from it by float64 rounding.
+
+    CUDA x: the statistics are computed by the same CPU step kernels on a host copy of x (one
+    device-to-host copy per call; the results are the CPU's, which the CUDA adaptive kernel
+    equals bit for bit), and returned on x's device. The collectives run on x's device when
+    the backend takes its tensors (gloo: CPU and CUDA; nccl: CUDA only), else on one it takes
+    (CPU x under nccl: the current CUDA device)."""
     import torch.distributed as dist
 
-    if x.device.type != "cpu":
+    if x.device.type not in ("cpu", "cuda"):
         raise NotImplementedError(
-            "sync_stats=True (the data-parallel DS-ATGO statistics) runs on CPU tensors only "
-            "so far: it gathers the CPU kernels' block sums; use sync_stats=False on CUDA")
+            f"sync_stats=True (the data-parallel DS-ATGO statistics) has no kernel for device "
+            f"{x.device.type!r}; CPU and CUDA tensors are supported")
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError("sync_stats=True needs the default torch.distributed process group: "
                            "call torch.distributed.init_process_group first (or use "
                            "sync_stats=False in a single process)")
-    xs = _numpy(x)
+    device = x.device
+    comm = _collective_device(device, _default_backend_config())
+    xs = x.detach().cpu().contiguous().numpy()   # CUDA: the one host copy of x
     T, N = xs.shape
     dtype = xs.dtype
-    counts_t = [torch.zeros(1, dtype=torch.int64) for _ in range(dist.get_world_size())]
-    dist.all_gather(counts_t, torch.tensor([N], dtype=torch.int64))
-    neuron_counts = [int(c.item()) for c in counts_t]
+    counts_t = [torch.zeros(1, dtype=torch.int64, device=comm)
+                for _ in range(dist.get_world_size())]
+    dist.all_gather(counts_t, torch.tensor([N], dtype=torch.int64).to(comm))
+    neuron_counts = [int(c) for c in torch.cat(counts_t).cpu().tolist()]
     block_counts = [-(-n // ref_adaptive.BLOCK) for n in neuron_counts]
     N_total = sum(neuron_counts)
     if N_total < 2:
@@ -166,12 +216,13 @@ def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
     for t in range(T):
         local = _core.adaptive_charge_step(xs[t], v, h, float(decay), float(v_reset),
                                            charge=charge)
-        total = ref_adaptive.combine_partial_sums(_gather_block_sums(local, block_counts))
+        total = ref_adaptive.combine_partial_sums(
+            _gather_block_sums(local, block_counts, comm))
         local = _core.adaptive_deviation_step(h, total / N_total)  # layer_mean's division
-        squared = ref_adaptive.combine_partial_sums(_gather_block_sums(local, block_counts))
+        squared = ref_adaptive.combine_partial_sums(
+            _gather_block_sums(local, block_counts, comm))
         theta[t], p[t], mean[t], std[t] = _core.adaptive_step_values(
             total, squared, N_total, t, float(decay), dtype, threshold_mode=threshold_mode,
             f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver, width=width)
         _core.adaptive_fire_step(h, v, o, float(theta[t]), float(v_reset), reset=reset)
-    return (torch.from_numpy(theta), torch.from_numpy(p), torch.from_numpy(mean),
-            torch.from_numpy(std))
+    return tuple(torch.from_numpy(a).to(device) for a in (theta, p, mean, std))

@@ -599,8 +599,11 @@ def add_arguments(parser: argparse.ArgumentParser):
                         help="timesteps (default 4 8 16)")
     parser.add_argument("--N", type=int, nargs="+", metavar="N",
                         help="neurons (default 65536 1048576 4194304)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                        help="methods to time (default: all; spikingjelly only if installed)")
+    from .bench_cuda import ALL_GPU_METHODS
+    parser.add_argument("--methods", nargs="+",
+                        choices=tuple(dict.fromkeys(METHODS + ALL_GPU_METHODS)),
+                        help="methods to time (default: all of the device's; spikingjelly only "
+                             "if installed; spikingjelly-triton/-cuda/-torch with --device cuda)")
     parser.add_argument("--modes", nargs="+", choices=tuple(FLOOR_BYTES),
                         default=list(FLOOR_BYTES), help="forward and/or forward+backward")
     parser.add_argument("--repeat", type=int, help="timed runs per case (default 5, quick 3)")
@@ -618,6 +621,9 @@ def add_arguments(parser: argparse.ArgumentParser):
                              "(the first of --T / --N; default T = 8, N = 2^22), a few minutes")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu (default) or cuda: the table on a GPU (bench_cuda.py)")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --device cuda: torch.profiler of spikegrad's forward+backward "
+                             "(kernels vs host time per call) at N = 2^16, 2^24 (or --N)")
 
 
 def cmd_bench(args) -> int:
@@ -638,6 +644,9 @@ def cmd_bench(args) -> int:
             return 2
         from .bench_cuda import cmd_bench_cuda
         return cmd_bench_cuda(args)
+    if getattr(args, "profile", False):
+        print("spikegrad bench: --profile needs --device cuda", file=sys.stderr)
+        return 2
     if args.threads is not None:
         if args.threads < 1:
             print("spikegrad bench: --threads must be >= 1", file=sys.stderr)
@@ -657,7 +666,7 @@ def cmd_bench(args) -> int:
         Ts = tuple(args.T) if args.T else (QUICK_T if args.quick else FULL_T)
         Ns = tuple(args.N) if args.N else (QUICK_N if args.quick else FULL_N)
         run, show = (lambda: run_bench(Ts=Ts, Ns=Ns, modes=tuple(args.modes),
-                                       methods=tuple(args.methods), repeat=repeat,
+                                       methods=tuple(args.methods or METHODS), repeat=repeat,
                                        progress=not args.no_progress)), format_table
     try:
         report = run()

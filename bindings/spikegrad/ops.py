@@ -14,6 +14,8 @@ Double backward is not supported.
 
 from __future__ import annotations
 
+import math
+
 from typing import NamedTuple, Optional
 
 try:
@@ -179,7 +181,15 @@ def _parameter(value, name, x, *, per_step=False, scale=None, positive=False):
         raise ValueError(f"{name} must be {allowed} (T = {T}), got shape "
                          f"{tuple(value.shape)}")
     number = check_number(name, value, scale=scale, positive=positive)
-    return torch.tensor(number, dtype=state_dtype(x.dtype), device=x.device)
+    if not per_step and name == "decay":
+        # a fixed decay stays on the CPU: the CUDA launchers read it on the host without a
+        # copy from the device (which would synchronize the stream)
+        return torch.tensor(number, dtype=state_dtype(x.dtype))
+    # torch.full launches a fill on x's device; torch.tensor(number, device=...) would copy
+    # from the host and synchronize the stream. Per-step parameters come out [T] and
+    # contiguous, as the kernels read them (no second copy from an expanded view).
+    return torch.full((T,) if per_step else (), number, dtype=state_dtype(x.dtype),
+                      device=x.device)
 
 
 def _initial_membrane(v_init, x: Tensor) -> Tensor:
@@ -192,7 +202,10 @@ def _initial_membrane(v_init, x: Tensor) -> Tensor:
             raise ValueError(f"v_init must be a float, a 0-d tensor or shaped like x[0] "
                              f"{tuple(x.shape[1:])}, got shape {tuple(v_init.shape)}")
         return _check_tensor(v_init, "v_init", x).reshape(N)
-    return _parameter(v_init, "v_init", x).expand(N)
+    if isinstance(v_init, Tensor):
+        return _parameter(v_init, "v_init", x).expand(N)
+    number = check_number("v_init", v_init)
+    return torch.full((N,), number, dtype=state_dtype(x.dtype), device=x.device)
 
 
 def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: str = "hard",
@@ -246,8 +259,12 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
     decay_t = _parameter(decay, "decay", x)
     threshold_t = _parameter(threshold, "threshold", x, per_step=True, scale=scale)
     sg_param_t = _parameter(sg_param, "sg_param", x, per_step=True, positive=True)
-    # None stays None: the kernel starts from zeros without an [N] array to read
-    v_init_t = None if v_init is None else _initial_membrane(v_init, x)
+    # None stays None: the kernel starts from zeros without an [N] array to read; so does the
+    # number +0.0 (the same state; a number has no gradient to return)
+    starts_at_zero = v_init is None or (
+        isinstance(v_init, (int, float)) and not isinstance(v_init, bool)
+        and v_init == 0 and math.copysign(1.0, v_init) > 0)
+    v_init_t = None if starts_at_zero else _initial_membrane(v_init, x)
 
     output, membrane, v_last = neuron_forward(
         x.reshape(T, N), decay_t, threshold_t.expand(T), sg_param_t.expand(T), v_init_t,

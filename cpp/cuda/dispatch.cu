@@ -2,8 +2,7 @@
 // the instantiations per state dtype (neuron_*_{float,double}.cu, multilevel_cuda.cu, ...), and the canonical
 // float64 sum order on the host and the device. Test: tests/test_cuda.py, cpp/tests/test_cuda_api.cpp.
 #include "common.cuh"
-
-#include <vector>
+#include "spikegrad/portable.hpp"
 
 namespace spikegrad::cuda {
 
@@ -55,25 +54,11 @@ void neuron_backward(const NeuronOptions& options, DType dtype, const NeuronDevi
   });
 }
 
-// The host twin of sum_partials_kernel's order (common.cuh): 32 lanes per warp, shfl_down
-// returning the lane's own value past lane 31.
-double ordered_device_sum(const double* values, int64_t M) {
-  std::vector<double> thread(kBlockThreads, 0.0);
-  for (int k = 0; k < kBlockThreads; ++k) {
-    for (int64_t b = k; b < M; b += kBlockThreads) thread[static_cast<std::size_t>(k)] += values[b];
-  }
-  auto warp_tree = [](double* lane) {
-    for (int offset = 16; offset > 0; offset >>= 1) {
-      double next[32];
-      for (int l = 0; l < 32; ++l) next[l] = lane[l] + (l + offset < 32 ? lane[l + offset] : lane[l]);
-      std::copy(next, next + 32, lane);
-    }
-    return lane[0];
-  };
-  double warp_totals[32] = {};
-  for (int w = 0; w < detail::kWarps; ++w) warp_totals[w] = warp_tree(thread.data() + 32 * w);
-  return warp_tree(warp_totals);
-}
+// The host twin of sum_partials_kernel's order (common.cuh): spikegrad::ordered_sum
+// (spikegrad/portable.hpp), the canonical order of the CPU library and the reference too.
+static_assert(kOrderedSumLanes == kBlockThreads && kOrderedSumWarp == 32,
+              "ordered_sum's lanes are the second stage's threads");
+double ordered_device_sum(const double* values, int64_t M) { return spikegrad::ordered_sum(values, M); }
 
 void device_sum(const double* values, int64_t M, double* out, Stream stream) {
   if (M <= 0) {

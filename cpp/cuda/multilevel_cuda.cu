@@ -2,7 +2,6 @@
 // neuron, fused over T, each step multilevel_element.hpp (the CPU loops' per-neuron operations);
 // the same chunked recompute and fixed-order float64 reductions as neuron_cuda.cuh.
 // Test: tests/test_cuda.py (on a GPU).
-#include <vector>
 
 #include "common.cuh"
 #include "spikegrad/multilevel_element.hpp"
@@ -12,49 +11,83 @@ namespace detail {
 
 using spikegrad::detail::LevelParams;
 
+// a[t], t < T, checked as validate_multilevel_params does on the CPU (finite and > 0); one thread.
+template <typename real>
+__device__ inline void check_level_a(const real* a, int64_t T) {
+  for (int64_t t = 0; t < T; ++t) {
+    const real value = a[t];
+    if (!(value > 0 && isfinite(value))) {
+      printf("spikegrad: a[%lld] = %g, must be finite and > 0\n", static_cast<long long>(t),
+             static_cast<double>(value));
+      device_check_failed("a must be finite and > 0");
+    }
+  }
+}
+
 template <typename real, LevelSurrogate G, bool Smooth>
 __global__ void __launch_bounds__(kBlockThreads)
-    multilevel_forward_kernel(LevelParams<real> L, int64_t T, int64_t N, const real* __restrict__ a,
-                              const real* __restrict__ v_init, Storage storage, const void* __restrict__ x,
-                              void* __restrict__ output, void* __restrict__ membrane, void* __restrict__ v_last) {
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
-  if (n >= N) return;
-  real v = v_init[n];
+    multilevel_forward_kernel(LevelParams<real> L, const real* __restrict__ decay_device, int64_t T, int64_t N,
+                              const real* __restrict__ a, const real* __restrict__ v_init, Storage storage,
+                              bool vector, const void* __restrict__ x, void* __restrict__ output,
+                              void* __restrict__ membrane, void* __restrict__ v_last) {
+  constexpr int V = kVector<real>;  // neurons per thread, as neuron_forward_kernel
+  if (decay_device != nullptr) L.decay = *decay_device;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    check_decay(L.decay);
+    check_level_a(a, T);
+  }
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x) * V;
+  if (first >= N) return;
+  real v[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) v[j] = first + j < N ? v_init[first + j] : static_cast<real>(0);
   for (int64_t t0 = 0; t0 < T; t0 += kChunkSteps) {
-    real xs[kChunkSteps];
+    real xs[kChunkSteps][V];
 #pragma unroll
     for (int k = 0; k < kChunkSteps; ++k) {
-      if (t0 + k < T) xs[k] = load<real>(x, (t0 + k) * N + n, storage);
+      if (t0 + k < T) load_neurons<real>(x, (t0 + k) * N, first, N, vector, storage, xs[k]);
     }
 #pragma unroll
     for (int k = 0; k < kChunkSteps; ++k) {
       const int64_t t = t0 + k;
       if (t < T) {
-        real o;
-        const real h = spikegrad::detail::multilevel_element_step<real, G, Smooth>(xs[k], v, o, L, a[t]);
-        store(output, t * N + n, o, storage);
-        if (membrane != nullptr) store(membrane, t * N + n, h, storage);
+        const real a_t = a[t];
+        real o[V], h[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          h[j] = spikegrad::detail::multilevel_element_step<real, G, Smooth>(xs[k][j], v[j], o[j], L, a_t);
+        }
+        store_neurons<real>(output, t * N, first, N, vector, storage, o);
+        if (membrane != nullptr) store_neurons<real>(membrane, t * N, first, N, vector, storage, h);
       }
     }
   }
-  store(v_last, n, v, storage);
+  store_neurons<real>(v_last, 0, first, N, vector, storage, v);
 }
 
 // As neuron_backward_kernel: partials [T + 1, num_blocks] (row 0 decay, row 1 + t a[t]).
 template <typename real, LevelSurrogate G, bool Smooth>
 __global__ void __launch_bounds__(kBlockThreads)
-    multilevel_backward_kernel(LevelParams<real> L, int64_t T, int64_t N, const real* __restrict__ a,
-                               const real* __restrict__ v_init, bool detach_reset, Storage storage,
+    multilevel_backward_kernel(LevelParams<real> L, const real* __restrict__ decay_device, int64_t T, int64_t N,
+                               const real* __restrict__ a,
+                               const real* __restrict__ v_init, bool detach_reset, bool param_grads,
+                               Storage storage,
                                const void* __restrict__ x, const void* __restrict__ grad_output,
                                const void* __restrict__ grad_membrane, const void* __restrict__ grad_v_last,
                                void* __restrict__ grad_x, real* __restrict__ grad_v_init,
                                double* __restrict__ partials, real* __restrict__ checkpoints) {
   __shared__ double shared[kWarps];
+  __shared__ double step_shared[kChunkSteps * kWarps];
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
   const bool active = n < N;
   const int64_t num_blocks = gridDim.x;
   const int64_t num_chunks = (T + kChunkSteps - 1) / kChunkSteps;
   const real zero = static_cast<real>(0);
+  if (decay_device != nullptr) L.decay = *decay_device;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    check_decay(L.decay);
+    check_level_a(a, T);
+  }
 
   real v = active ? v_init[n] : zero;
   if (active) {
@@ -95,17 +128,23 @@ __global__ void __launch_bounds__(kBlockThreads)
         real scratch = v_prev[k], c_a, c_lam;
         spikegrad::detail::multilevel_element_backward<real, G>(detach_reset, xs[k], scratch, g_out, g_mem, g_v, c_a,
                                                                 c_lam, L, a[t]);
-        double sums[1] = {active ? static_cast<double>(c_a) : 0.0};
-        if (active) {
-          store(grad_x, t * N + n, scratch, storage);
-          lam_sum += static_cast<double>(c_lam);
+        if (active) store(grad_x, t * N + n, scratch, storage);
+        if (param_grads) {  // uniform over the grid: every thread of the block takes part
+          double sums[1] = {active ? static_cast<double>(c_a) : 0.0};
+          if (active) lam_sum += static_cast<double>(c_lam);
+          step_sums_add<1, kChunkSteps>(sums, k, step_shared);
         }
-        block_sum(sums, shared);
-        if (threadIdx.x == 0) partials[(1 + t) * num_blocks + blockIdx.x] = sums[0];
       }
+    }
+    if (param_grads) {  // block_sum's bits, one barrier per chunk (common.cuh)
+      const int steps = static_cast<int>(T - t0 < kChunkSteps ? T - t0 : kChunkSteps);
+      block_sums_of_steps<1, kChunkSteps>(steps, step_shared, [&](int, int k, double total) {
+        partials[(1 + t0 + k) * num_blocks + blockIdx.x] = total;
+      });
     }
   }
   if (active) grad_v_init[n] = g_v;
+  if (!param_grads) return;
   double decay_sum[1] = {lam_sum};
   block_sum(decay_sum, shared);
   if (threadIdx.x == 0) partials[blockIdx.x] = decay_sum[0];
@@ -118,26 +157,27 @@ struct MultilevelGradients {
   __device__ double* operator()(int64_t j) const { return j == 0 ? grad_decay : grad_a + (j - 1); }
 };
 
-// Validates like multilevel_*_cpu (a read from a host copy) and returns the level parameters.
+// Checks the host arguments like validate_multilevel_params and returns the level parameters. The
+// values of the device array a are checked by the kernels (check_level_a): reading them here
+// would synchronize the stream.
 template <typename real>
-LevelParams<real> checked_level_params(const MultilevelDeviceParams& device, cudaStream_t stream) {
+LevelParams<real> checked_level_params(const MultilevelDeviceParams& device) {
   MultilevelParams<real> P;
   P.T = device.T;
   P.N = device.N;
-  P.decay = static_cast<real>(device.decay);
+  // a device decay is checked by the kernels (check_decay)
+  P.decay = device.decay_device != nullptr ? static_cast<real>(0) : static_cast<real>(device.decay);
   P.theta_p = static_cast<real>(device.theta_p);
   P.theta_n = static_cast<real>(device.theta_n);
   P.k_p = device.k_p;
   P.k_n = device.k_n;
   P.v_init = static_cast<const real*>(device.v_init);
-  std::vector<real> a_host;
-  if (device.T >= 1 && device.a != nullptr) {
-    a_host.resize(static_cast<std::size_t>(device.T));
-    check_cuda(cudaMemcpyAsync(a_host.data(), device.a, sizeof(real) * a_host.size(), cudaMemcpyDeviceToHost, stream),
-               "copying a to the host");
-    check_cuda(cudaStreamSynchronize(stream), "synchronizing the stream");
-    P.a = a_host.data();
-  }
+  if (device.a == nullptr) throw std::invalid_argument("a must not be null");
+  // validate_multilevel_params reads a[t] for t < T: hand it a host stand-in of valid values, so
+  // that the host checks stay written once (in multilevel_cpu.hpp)
+  const real valid_a[1] = {static_cast<real>(1)};
+  P.a = valid_a;
+  if (P.T >= 1) P.T = 1;  // the stand-in's length (T < 1 stays, for its error message)
   validate_multilevel_params(P);
   return {P.decay, P.theta_p, P.theta_n, P.k_p, P.k_n,
           spikegrad::detail::span_bounds(P.theta_p, P.theta_n, P.k_p, P.k_n)};
@@ -159,16 +199,21 @@ void dispatch_level(const MultilevelOptions& options, bool forward, F&& f) {
 template <typename real>
 void multilevel_forward_typed(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& device,
                               const void* x, void* output, void* membrane, void* v_last, cudaStream_t stream) {
-  const LevelParams<real> L = checked_level_params<real>(device, stream);
+  const LevelParams<real> L = checked_level_params<real>(device);
   if (device.N == 0) return;
   if (x == nullptr) throw std::invalid_argument("x must not be null");
   if (output == nullptr) throw std::invalid_argument("output must not be null");
   if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
-  const unsigned grid = grid_size(num_blocks(device.N), "multilevel_forward");
+  const Storage storage = storage_of(dtype);
+  const bool vector = device.N % kVector<real> == 0 && is_vector_aligned<real>(x, storage) &&
+                      is_vector_aligned<real>(output, storage) && is_vector_aligned<real>(membrane, storage) &&
+                      is_vector_aligned<real>(v_last, storage);
+  const unsigned grid = grid_size(num_blocks((device.N + kVector<real> - 1) / kVector<real>), "multilevel_forward");
   dispatch_level(options, true, [&](auto surrogate_c, auto smooth_c) {
     multilevel_forward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value>
-        <<<grid, kBlockThreads, 0, stream>>>(L, device.T, device.N, static_cast<const real*>(device.a),
-                                             static_cast<const real*>(device.v_init), storage_of(dtype), x, output,
+        <<<grid, kBlockThreads, 0, stream>>>(L, static_cast<const real*>(device.decay_device), device.T, device.N,
+                                             static_cast<const real*>(device.a),
+                                             static_cast<const real*>(device.v_init), storage, vector, x, output,
                                              membrane, v_last);
   });
   check_launch("multilevel_forward_kernel");
@@ -179,11 +224,15 @@ void multilevel_backward_typed(const MultilevelOptions& options, DType dtype, co
                                const void* x, const void* grad_output, const void* grad_membrane,
                                const void* grad_v_last, void* grad_x, void* grad_v_init, double* grad_decay,
                                double* grad_a, void* workspace, cudaStream_t stream) {
-  const LevelParams<real> L = checked_level_params<real>(device, stream);
-  if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
-  if (grad_a == nullptr) throw std::invalid_argument("grad_a must not be null");
+  const LevelParams<real> L = checked_level_params<real>(device);
+  const bool param_grads = grad_decay != nullptr || grad_a != nullptr;
+  if (param_grads) {
+    if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
+    if (grad_a == nullptr) throw std::invalid_argument("grad_a must not be null");
+  }
   const int64_t T = device.T, N = device.N;
   if (N == 0) {
+    if (!param_grads) return;
     check_cuda(cudaMemsetAsync(grad_decay, 0, sizeof(double), stream), "zeroing grad_decay");
     check_cuda(cudaMemsetAsync(grad_a, 0, sizeof(double) * static_cast<std::size_t>(T), stream), "zeroing grad_a");
     return;
@@ -197,12 +246,15 @@ void multilevel_backward_typed(const MultilevelOptions& options, DType dtype, co
   const unsigned grid = grid_size(num_blocks(N), "multilevel_backward");
   dispatch_level(options, false, [&](auto surrogate_c, auto smooth_c) {
     multilevel_backward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value>
-        <<<grid, kBlockThreads, 0, stream>>>(L, T, N, static_cast<const real*>(device.a),
+        <<<grid, kBlockThreads, 0, stream>>>(L, static_cast<const real*>(device.decay_device), T, N,
+                                             static_cast<const real*>(device.a),
                                              static_cast<const real*>(device.v_init), options.detach_reset,
-                                             storage_of(dtype), x, grad_output, grad_membrane, grad_v_last, grad_x,
-                                             static_cast<real*>(grad_v_init), partials, checkpoints);
+                                             param_grads, storage_of(dtype), x, grad_output, grad_membrane,
+                                             grad_v_last, grad_x, static_cast<real*>(grad_v_init), partials,
+                                             checkpoints);
   });
   check_launch("multilevel_backward_kernel");
+  if (!param_grads) return;
   sum_partials(partials, num_blocks(N), T + 1, MultilevelGradients{grad_decay, grad_a}, stream);
 }
 

@@ -6,63 +6,87 @@
 #pragma once
 
 #include <algorithm>
-#include <vector>
+#include <cmath>
+#include <string>
 
 #include "common.cuh"
 #include "spikegrad/neuron_cpu.hpp"
 
 namespace spikegrad::cuda::detail {
 
-// Thread n reads x[t * N + n]: a warp's loads and stores of one step are contiguous. The forward
-// goes in chunks of kChunkSteps steps with unrolled loops, so that a chunk's inputs load together.
+// Thread i handles the kVector<real> consecutive neurons from n = i * kVector<real> (common.cuh):
+// a warp's loads and stores of one step are contiguous, 16 bytes a thread. The forward goes in
+// chunks of kChunkSteps steps with unrolled loops, so that a chunk's inputs load together.
+// Thread 0 checks threshold and sg_param on the device (common.cuh, check_neuron_parameters).
 
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
 __global__ void __launch_bounds__(kBlockThreads)
-    neuron_forward_kernel(NeuronParams<real> P, Storage storage, const void* __restrict__ x,
+    neuron_forward_kernel(NeuronParams<real> P, const real* __restrict__ decay_device, Storage storage, bool vector,
+                          const void* __restrict__ x,
                           void* __restrict__ output, void* __restrict__ membrane, void* __restrict__ v_last) {
+  constexpr int V = kVector<real>;
   const int64_t N = P.N, T = P.T;
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
-  if (n >= N) return;
-  real v = P.v_init != nullptr ? P.v_init[n] : static_cast<real>(0);  // null: zeros
+  if (decay_device != nullptr) P.decay = *decay_device;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    check_decay(P.decay);
+    check_neuron_parameters(P.threshold, P.sg_param, T, S == Scale::Absolute);
+  }
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x) * V;
+  if (first >= N) return;
+  real v[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) v[j] = (P.v_init != nullptr && first + j < N) ? P.v_init[first + j] : static_cast<real>(0);
   for (int64_t t0 = 0; t0 < T; t0 += kChunkSteps) {
-    real xs[kChunkSteps];
+    real xs[kChunkSteps][V];
 #pragma unroll
     for (int k = 0; k < kChunkSteps; ++k) {
-      if (t0 + k < T) xs[k] = load<real>(x, (t0 + k) * N + n, storage);
+      if (t0 + k < T) load_neurons<real>(x, (t0 + k) * N, first, N, vector, storage, xs[k]);
     }
 #pragma unroll
     for (int k = 0; k < kChunkSteps; ++k) {
       const int64_t t = t0 + k;
       if (t < T) {
-        const spikegrad::detail::ForwardElement<real> e = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(
-            xs[k], v, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
-        v = e.v;
-        store(output, t * N + n, e.output, storage);
-        if (membrane != nullptr) store(membrane, t * N + n, e.membrane, storage);
+        const real theta = P.threshold[t], p = P.sg_param[t];
+        real out[V], h[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const spikegrad::detail::ForwardElement<real> e =
+              spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(xs[k][j], v[j], P.decay, P.v_reset, theta, p);
+          out[j] = e.output;
+          h[j] = e.membrane;
+          v[j] = e.v;
+        }
+        store_neurons<real>(output, t * N, first, N, vector, storage, out);
+        if (membrane != nullptr) store_neurons<real>(membrane, t * N, first, N, vector, storage, h);
       }
     }
   }
-  store(v_last, n, v, storage);
+  store_neurons<real>(v_last, 0, first, N, vector, storage, v);
 }
 
 // The backward: forward again to the start of the last chunk of kBackwardChunkSteps steps
 // (writing the membrane at each chunk start but the first and last to `checkpoints`,
 // [num_chunks - 2, N]), then per chunk in reverse: load its x and grad_output rows, recompute
-// its v[t-1] from its start into shared memory, and run backward_element in reverse. Per step the block sums c_theta and c_p in float64 (block_sum) into partials[1 + t]
-// and partials[1 + T + t]; c_lam is summed per thread over t (from T - 1 down), then per block
-// into partials[0]. partials: [2T + 1, num_blocks]. Threads past N take part with zero
-// contributions. The chunk's rows live in shared memory (each thread its own column), not in
-// registers: the loops then need no unrolling, which keeps the 288 compiled variants per dtype
-// quick to build (docs/cuda.md, build time).
+// its v[t-1] from its start into shared memory, and run backward_element in reverse. With
+// param_grads, per step the block sums c_theta and c_p in float64 into partials[1 + t] and
+// partials[1 + T + t] (block_sum's order, finished once per chunk: step_sums_add,
+// block_sums_of_steps); c_lam is summed per thread over t (from T - 1 down), then per block into
+// partials[0]. partials: [2T + 1, num_blocks]. Threads past N take part with zero contributions.
+// Without param_grads (fixed parameters, the common case) no sum is made. The chunk's rows live
+// in shared memory (each thread its own column), not in registers: the loops then need no
+// unrolling, which keeps the 288 compiled variants per dtype quick to build (docs/cuda.md).
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
 __global__ void __launch_bounds__(kBlockThreads)
-    neuron_backward_kernel(NeuronParams<real> P, bool detach_reset, Storage storage, const void* __restrict__ x,
+    neuron_backward_kernel(NeuronParams<real> P, const real* __restrict__ decay_device, bool detach_reset,
+                           bool param_grads, Storage storage,
+                           const void* __restrict__ x,
                            const void* __restrict__ grad_output, const void* __restrict__ grad_membrane,
                            const void* __restrict__ grad_v_last, void* __restrict__ grad_x,
                            real* __restrict__ grad_v_init, double* __restrict__ partials,
                            real* __restrict__ checkpoints) {
   constexpr int kSteps = kBackwardChunkSteps<real>;
   __shared__ double shared[2 * kWarps];
+  __shared__ double step_shared[2 * kSteps * kWarps];
   __shared__ real chunk_x[kSteps][kBlockThreads];
   __shared__ real chunk_g_out[kSteps][kBlockThreads];
   __shared__ real chunk_v_prev[kSteps][kBlockThreads];
@@ -73,6 +97,11 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t num_blocks = gridDim.x;
   const int64_t num_chunks = (T + kSteps - 1) / kSteps;
   const real zero = static_cast<real>(0);
+  if (decay_device != nullptr) P.decay = *decay_device;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    check_decay(P.decay);
+    check_neuron_parameters(P.threshold, P.sg_param, T, S == Scale::Absolute);
+  }
 
   auto initial_membrane = [&] { return (active && P.v_init != nullptr) ? P.v_init[n] : zero; };  // null: zeros
   real v = initial_membrane();
@@ -122,20 +151,22 @@ __global__ void __launch_bounds__(kBlockThreads)
                        : spikegrad::detail::backward_element<real, C, R, S, G, Smooth, false>(
                              x_t, v_prev, g_out, g_mem, g_v, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
       g_v = e.grad_v_prev;
-      double sums[2] = {active ? static_cast<double>(e.grad_threshold) : 0.0,
-                        active ? static_cast<double>(e.grad_sg_param) : 0.0};
-      if (active) {
-        store(grad_x, t * N + n, e.grad_x, storage);
-        lam_sum += static_cast<double>(e.grad_decay);
+      if (active) store(grad_x, t * N + n, e.grad_x, storage);
+      if (param_grads) {  // uniform over the grid: every thread of the block takes part
+        double sums[2] = {active ? static_cast<double>(e.grad_threshold) : 0.0,
+                          active ? static_cast<double>(e.grad_sg_param) : 0.0};
+        if (active) lam_sum += static_cast<double>(e.grad_decay);
+        step_sums_add<2, kSteps>(sums, k, step_shared);
       }
-      block_sum(sums, shared);
-      if (threadIdx.x == 0) {
-        partials[(1 + t) * num_blocks + blockIdx.x] = sums[0];
-        partials[(1 + T + t) * num_blocks + blockIdx.x] = sums[1];
-      }
+    }
+    if (param_grads) {
+      block_sums_of_steps<2, kSteps>(steps, step_shared, [&](int which, int k, double total) {
+        partials[(1 + which * T + t0 + k) * num_blocks + blockIdx.x] = total;  // theta[t], then p[t]
+      });
     }
   }
   if (active) grad_v_init[n] = g_v;
+  if (!param_grads) return;
   double decay_sum[1] = {lam_sum};
   block_sum(decay_sum, shared);
   if (threadIdx.x == 0) partials[blockIdx.x] = decay_sum[0];
@@ -152,35 +183,24 @@ struct NeuronGradients {
   }
 };
 
-// The host copies of threshold and sg_param that validate_neuron_params reads.
+// The launch parameters, checked on the host as far as that needs no copy from the device (T, N,
+// decay, the pointers); threshold and sg_param are device arrays, which the kernels check
+// themselves (check_neuron_parameters): reading them here would synchronize the stream.
 template <typename real>
-NeuronParams<real> host_params(const NeuronDeviceParams& device, std::vector<real>& threshold,
-                               std::vector<real>& sg_param, cudaStream_t stream) {
+NeuronParams<real> launch_params(const NeuronDeviceParams& device) {
   NeuronParams<real> P;
   P.T = device.T;
   P.N = device.N;
   P.decay = static_cast<real>(device.decay);
   P.v_reset = static_cast<real>(device.v_reset);
-  if (device.T >= 1 && device.threshold != nullptr && device.sg_param != nullptr) {
-    threshold.resize(static_cast<std::size_t>(device.T));
-    sg_param.resize(static_cast<std::size_t>(device.T));
-    const std::size_t bytes = sizeof(real) * static_cast<std::size_t>(device.T);
-    check_cuda(cudaMemcpyAsync(threshold.data(), device.threshold, bytes, cudaMemcpyDeviceToHost, stream),
-               "copying threshold to the host");
-    check_cuda(cudaMemcpyAsync(sg_param.data(), device.sg_param, bytes, cudaMemcpyDeviceToHost, stream),
-               "copying sg_param to the host");
-    check_cuda(cudaStreamSynchronize(stream), "synchronizing the stream");
-    P.threshold = threshold.data();
-    P.sg_param = sg_param.data();
-  }
-  P.v_init = static_cast<const real*>(device.v_init);
-  return P;
-}
-
-template <typename real>
-NeuronParams<real> device_params(NeuronParams<real> P, const NeuronDeviceParams& device) {
   P.threshold = static_cast<const real*>(device.threshold);
   P.sg_param = static_cast<const real*>(device.sg_param);
+  P.v_init = static_cast<const real*>(device.v_init);
+  if (P.T < 1) throw std::invalid_argument("x must have a time axis with T >= 1, got T = " + std::to_string(P.T));
+  if (P.N < 0) throw std::invalid_argument("x must have N >= 0 neurons, got N = " + std::to_string(P.N));
+  if (P.threshold == nullptr) throw std::invalid_argument("threshold must not be null");
+  if (P.sg_param == nullptr) throw std::invalid_argument("sg_param must not be null");
+  if (device.decay_device == nullptr && std::isnan(P.decay)) throw std::invalid_argument("decay is NaN");
   return P;
 }
 
@@ -191,8 +211,10 @@ NeuronParams<real> device_params(NeuronParams<real> P, const NeuronDeviceParams&
 template <typename real>
 struct NeuronBackwardLaunch {
   NeuronParams<real> params;
+  const real* decay_device;
   NeuronOptions options;
   Storage storage;
+  bool param_grads;
   unsigned grid;
   cudaStream_t stream;
   const void* x;
@@ -212,22 +234,24 @@ template <typename real>
 void neuron_forward_typed(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& device,
                           const void* x, void* output, void* membrane, void* v_last, Stream stream_handle) {
   const cudaStream_t stream = as_stream(stream_handle);
-  std::vector<real> threshold, sg_param;
-  const NeuronParams<real> checked = host_params<real>(device, threshold, sg_param, stream);
-  validate_neuron_params(options, checked);
-  if (device.N == 0) return;
+  const NeuronParams<real> P = launch_params<real>(device);
+  if (P.N == 0) return;
   if (x == nullptr) throw std::invalid_argument("x must not be null");
   if (output == nullptr) throw std::invalid_argument("output must not be null");
   if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
-  const NeuronParams<real> P = device_params(checked, device);
-  const unsigned grid = grid_size(num_blocks(P.N), "neuron_forward");
+  const Storage storage = storage_of(dtype);
+  const bool vector = P.N % kVector<real> == 0 && is_vector_aligned<real>(x, storage) &&
+                      is_vector_aligned<real>(output, storage) && is_vector_aligned<real>(membrane, storage) &&
+                      is_vector_aligned<real>(v_last, storage);
+  const unsigned grid = grid_size(num_blocks((P.N + kVector<real> - 1) / kVector<real>), "neuron_forward");
   dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
     constexpr bool smooth = decltype(smooth_c)::value;
     // outside smooth mode the forward never looks at the surrogate: one variant, as on the CPU
     constexpr Surrogate shape = smooth ? decltype(surrogate_c)::value : Surrogate::Rect;
     neuron_forward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
                           shape, smooth>
-        <<<grid, kBlockThreads, 0, stream>>>(P, storage_of(dtype), x, output, membrane, v_last);
+        <<<grid, kBlockThreads, 0, stream>>>(P, static_cast<const real*>(device.decay_device), storage, vector, x,
+                                             output, membrane, v_last);
   });
   check_launch("neuron_forward_kernel");
 }
@@ -238,14 +262,16 @@ void neuron_backward_typed(const NeuronOptions& options, DType dtype, const Neur
                            const void* grad_v_last, void* grad_x, void* grad_v_init, double* grad_decay,
                            double* grad_threshold, double* grad_sg_param, void* workspace, Stream stream_handle) {
   const cudaStream_t stream = as_stream(stream_handle);
-  std::vector<real> threshold, sg_param;
-  const NeuronParams<real> checked = host_params<real>(device, threshold, sg_param, stream);
-  validate_neuron_params(options, checked);
-  if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
-  if (grad_threshold == nullptr) throw std::invalid_argument("grad_threshold must not be null");
-  if (grad_sg_param == nullptr) throw std::invalid_argument("grad_sg_param must not be null");
+  const NeuronParams<real> P = launch_params<real>(device);
+  const bool param_grads = grad_decay != nullptr || grad_threshold != nullptr || grad_sg_param != nullptr;
+  if (param_grads) {
+    if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
+    if (grad_threshold == nullptr) throw std::invalid_argument("grad_threshold must not be null");
+    if (grad_sg_param == nullptr) throw std::invalid_argument("grad_sg_param must not be null");
+  }
   const int64_t T = device.T, N = device.N;
   if (N == 0) {
+    if (!param_grads) return;
     // the sums over no neurons
     check_cuda(cudaMemsetAsync(grad_decay, 0, sizeof(double), stream), "zeroing grad_decay");
     check_cuda(cudaMemsetAsync(grad_threshold, 0, sizeof(double) * static_cast<std::size_t>(T), stream),
@@ -258,16 +284,16 @@ void neuron_backward_typed(const NeuronOptions& options, DType dtype, const Neur
   if (grad_x == nullptr) throw std::invalid_argument("grad_x must not be null");
   if (grad_v_init == nullptr) throw std::invalid_argument("grad_v_init must not be null");
   if (workspace == nullptr) throw std::invalid_argument("workspace must not be null");
-  const NeuronParams<real> P = device_params(checked, device);
   auto* partials = static_cast<double*>(workspace);
   auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(2 * T + 1, N));
   static_assert(kBackwardChunkSteps<real> == (sizeof(real) == 8 ? 4 : 8), "workspace size (dispatch.cu)");
   const NeuronBackwardLaunch<real> launch{
-      P, options, storage_of(dtype), grid_size(num_blocks(N), "neuron_backward"), stream, x, grad_output,
+      P, static_cast<const real*>(device.decay_device), options, storage_of(dtype), param_grads, grid_size(num_blocks(N), "neuron_backward"), stream, x, grad_output,
       grad_membrane, grad_v_last, grad_x, static_cast<real*>(grad_v_init), partials, checkpoints};
   dispatch_surrogate(options.surrogate,
                      [&](auto surrogate_c) { launch_neuron_backward<real, decltype(surrogate_c)::value>(launch); });
   check_launch("neuron_backward_kernel");
+  if (!param_grads) return;
   sum_partials(partials, num_blocks(N), 2 * T + 1, NeuronGradients{grad_decay, grad_threshold, grad_sg_param, T},
                stream);
 }

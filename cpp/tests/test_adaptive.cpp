@@ -1,11 +1,13 @@
 // test_adaptive.cpp — DS-ATGO's adaptive-threshold kernel (adaptive_cpu.hpp) checked against
 // SPEC 2 and 5 worked by hand, against its own step functions, across thread counts, and its
-// argument checks. Run: cmake -S . -B build-cpp -DSPIKEGRAD_WERROR=ON && cmake --build build-cpp -j2
+// argument checks; the canonical combine of the block sums (ordered_sum, portable.hpp) by hand,
+// and portable_tanh against values of the reference (spikegrad.ref.adaptive.portable_tanh). Run: cmake -S . -B build-cpp -DSPIKEGRAD_WERROR=ON && cmake --build build-cpp -j2
 //      && ctest --test-dir build-cpp --output-on-failure
 #include <spikegrad/spikegrad.hpp>
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -93,6 +95,74 @@ void test_threads_and_steps() {
   check(v == one.v_last, "step v_last == fused");
 }
 
+// The canonical order: lane k of 256 adds partials k, k + 256, ...; then the warp trees. With three
+// partials the lanes hold one each and the trees add (p0 + p2) + p1 (block order: (p0 + p1) + p2).
+void test_combine_block_sums_by_hand() {
+  const double tiny = std::ldexp(1.0, -53);  // 1 + tiny rounds back to 1 (ties to even)
+  const double three[] = {1.0, tiny, -1.0};
+  check(combine_block_sums(three, 3) == tiny, "3 partials: (p0 + p2) + p1");
+  std::vector<double> wide(257, 0.0);  // lane 0 adds p0 and p256 first
+  wide[0] = 1.0;
+  wide[1] = tiny;
+  wide[256] = -1.0;
+  check(combine_block_sums(wide.data(), 257) == tiny, "257 partials: lane 0 holds p0 + p256");
+  // lanes 0 and 16 of warp 0 meet first (offset 16), then that with lanes 8 and 24 (offset 8)
+  std::vector<double> tree(32, 0.0);
+  tree[0] = 1.0;
+  tree[1] = -1.0;
+  tree[16] = tiny;
+  check(combine_block_sums(tree.data(), 32) == 0.0, "(p0 + p16) + ... + p1: 1 + tiny rounds to 1");
+  const double negative_zero[] = {-0.0};
+  check(combine_block_sums(negative_zero, 1) == 0.0 && !std::signbit(combine_block_sums(negative_zero, 1)),
+        "the lanes start from +0.0");
+  check(combine_block_sums(nullptr, 0) == 0.0, "no partials: 0");
+  std::vector<double> integers(1000);
+  double expected = 0;
+  for (std::size_t i = 0; i < integers.size(); ++i) expected += (integers[i] = static_cast<double>(i % 97) - 40);
+  check(combine_block_sums(integers.data(), 1000) == expected, "integers: every order is exact");
+  const double nan[] = {1.0, std::numeric_limits<double>::quiet_NaN()};
+  check(std::isnan(combine_block_sums(nan, 2)), "NaN propagates");
+}
+
+// portable_tanh: special values, and values of the reference spikegrad.ref.adaptive.portable_tanh
+// (printed with float.hex) through every branch of fdlibm's tanh and expm1.
+void test_portable_tanh() {
+  using detail::portable_tanh;
+  const double inf = std::numeric_limits<double>::infinity();
+  check(portable_tanh(0.0) == 0.0 && !std::signbit(portable_tanh(0.0)), "tanh(+0) = +0");
+  check(portable_tanh(-0.0) == 0.0 && std::signbit(portable_tanh(-0.0)), "tanh(-0) = -0");
+  check(std::isnan(portable_tanh(std::numeric_limits<double>::quiet_NaN())), "tanh(NaN) = NaN");
+  check(portable_tanh(inf) == 1.0 && portable_tanh(-inf) == -1.0, "tanh(+-inf) = +-1");
+  check(portable_tanh(22.0) == 1.0 && portable_tanh(-1e300) == -1.0, "tanh(|x| >= 22) = +-1");
+  const double reference[][2] = {
+      {0x1.999999999999ap-4, 0x1.983d7795f413ap-4},     // expm1's k = 0
+      {-0x1.3333333333333p-3, -0x1.30eaa2f235455p-3},
+      {0x1.3333333333333p-2, 0x1.2a4dda7d914fap-2},     // k = -1
+      {-0x1.ccccccccccccdp-2, -0x1.b0064af70e0bap-2},
+      {0x1.ccccccccccccdp-1, 0x1.6ebe982d6605dp-1},     // k <= -2
+      {0x1.0000000000000p+0, 0x1.85efab514f394p-1},     // |x| >= 1: 2 <= k < 20
+      {-0x1.8000000000000p+0, -0x1.cf6f9786df577p-1},
+      {0x1.8000000000000p+1, 0x1.fd77d111a0b00p-1},
+      {0x1.e000000000000p+2, 0x1.ffffeb78a3c73p-1},     // 20 <= k <= 56
+      {-0x1.8800000000000p+3, -0x1.ffffffff9b4bep-1},
+      {0x1.3800000000000p+4, 0x1.0000000000000p+0},
+      {-0x1.4800000000000p+4, -0x1.0000000000000p+0},   // k > 56
+      {0x1.5e66666666666p+4, 0x1.0000000000000p+0},
+      {0x1.b7cdfd9d7bdbbp-34, 0x1.b7cdfd9d7bdbbp-34},
+      {-0x1.14b37f4b51f71p-55, -0x1.14b37f4b51f71p-55},  // |x| < 2^-55: x (1 + x)
+  };
+  for (const auto& xy : reference) {
+    check(portable_tanh(xy[0]) == xy[1], "portable_tanh(" + std::to_string(xy[0]) + ") = the reference's bits");
+  }
+  // and within 2 ulp of the C library's tanh over a sweep
+  for (int i = -4000; i <= 4000; ++i) {
+    const double x = i / 173.0;
+    const double mine = portable_tanh(x), libm = std::tanh(x);
+    check(std::fabs(mine - libm) <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(libm) + 1e-300,
+          "portable_tanh near std::tanh at " + std::to_string(x));
+  }
+}
+
 void test_errors() {
   bool threw = false;
   try {
@@ -115,6 +185,8 @@ void test_errors() {
 int main() {
   test_hand_case();
   test_threads_and_steps();
+  test_combine_block_sums_by_hand();
+  test_portable_tanh();
   test_errors();
   if (failures == 0) std::printf("test_adaptive: all checks passed\n");
   return failures == 0 ? 0 : 1;

@@ -55,8 +55,10 @@ class ATGO(SpikingLayer):
         tgo: the TGO width schedule in training (True); False: the constant `width`.
         tgo_driver: "std" (released code) or "threshold" (paper Eq. 7).
         width: k0, the rect surrogate's base width (1.0; > 0).
-        sync_stats: all-reduce the statistics of h[t] over the default torch.distributed
-            process group in training (a Python loop over t around the step kernels).
+        sync_stats: all-gather the statistics of h[t] over the default torch.distributed
+            process group in training (a Python loop over t around the CPU step kernels;
+            on CUDA x they run on a host copy of x, one per forward, and the neuron itself
+            then runs on the GPU with the synced thresholds and widths).
     """
 
     def __init__(self, decay=0.2, learn_decay=False, v_th=1.0, f_c=1.0, momentum=0.1,
@@ -117,7 +119,10 @@ class ATGO(SpikingLayer):
             raise TypeError(f"x must be float32 or float64, got {x.dtype}")
         T = x.shape[0]
         N = x[0].numel()
-        lam = self.leak(x.dtype).to(x.device)
+        # a fixed decay stays a CPU scalar (the CUDA kernels read it on the host, no copy from
+        # the device); a learnable one lives with w
+        lam = self.leak(x.dtype)
+        neuron_decay = lam if self.learn_decay else self.decay  # spikegrad.neuron: a float
         options = dict(charge="mul", reset="hard", v_reset=0.0, detach_reset=False,
                        scale="absolute", surrogate="rect")
         membrane = None
@@ -129,9 +134,11 @@ class ATGO(SpikingLayer):
             settings = dict(threshold_mode=self.threshold_mode, f_c=self.f_c, v_th=self.v_th,
                             tgo=self.tgo, tgo_driver=self.tgo_driver, width=self.width)
             if self.sync_stats:
+                # CUDA x: the statistics on a host copy of x; theta and k_t come back on x's
+                # device, where the fused neuron op then runs
                 threshold, sg_param, _, _ = adaptive_ops.synced_adaptive_statistics(
                     x.detach().reshape(T, N), lam.item(), **settings)
-                result = ops.neuron(x, decay=lam, threshold=threshold, sg_param=sg_param,
+                result = ops.neuron(x, decay=neuron_decay, threshold=threshold, sg_param=sg_param,
                                     return_membrane=self.record_diagnostics, **options)
                 output, membrane = result.output, result.membrane
             else:
@@ -146,9 +153,9 @@ class ATGO(SpikingLayer):
                 membrane = membrane.reshape(x.shape) if self.record_diagnostics else None
             self._update_running_threshold(threshold)
         else:
-            threshold = self._evaluation_threshold(T, lam).to(x.device)
+            threshold = self._evaluation_threshold(T, lam, x.device)
             sg_param = torch.full((T,), self.width, dtype=x.dtype)
-            result = ops.neuron(x, decay=lam, threshold=threshold, sg_param=self.width,
+            result = ops.neuron(x, decay=neuron_decay, threshold=threshold, sg_param=self.width,
                                 return_membrane=self.record_diagnostics, **options)
             output, membrane = result.output, result.membrane
         if self.record_diagnostics:
@@ -172,14 +179,14 @@ class ATGO(SpikingLayer):
         m = self.momentum
         r.copy_((1 - m) * r + m * theta)  # two products and a sum, no fused multiply-add
 
-    def _evaluation_threshold(self, T: int, lam: Tensor) -> Tensor:
+    def _evaluation_threshold(self, T: int, lam: Tensor, device) -> Tensor:
         dtype = lam.dtype
         if self.threshold_mode == "estimated":
             theta = ref_adaptive.estimated_threshold(lam.item(), self.f_c, self.v_th)
-            return torch.full((T,), theta, dtype=torch.float64).to(dtype)
+            return torch.full((T,), theta, dtype=torch.float64, device=device).to(dtype)
         r = self.running_threshold
         if r.numel() == 0:
-            return torch.full((T,), self.v_th, dtype=torch.float64).to(dtype)
+            return torch.full((T,), self.v_th, dtype=torch.float64, device=device).to(dtype)
         if T > r.numel():
             raise ValueError(f"evaluation window T = {T} is longer than the trained T = "
                              f"{r.numel()} (running_threshold has one entry per trained step)")

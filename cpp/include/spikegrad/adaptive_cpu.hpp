@@ -5,6 +5,11 @@
 //
 // The backward is neuron_backward_cpu with the recorded thresholds and widths: theta[t] and k_t
 // are detached statistics, so the neuron is an ordinary neuron with per-step vectors.
+//
+// The functions on float64 scalars (the equations, layer_mean, layer_std, adaptive_step_values)
+// and the sum order (ordered_sum, portable_tanh of portable.hpp) are SPIKEGRAD_HD: the CUDA
+// forward (cpp/cuda/adaptive_cuda.cu) runs this very source on the device, so its statistics,
+// thresholds and widths are these bits.
 #pragma once
 
 #include <cmath>
@@ -16,6 +21,7 @@
 #include "formulas.hpp"
 #include "neuron_cpu.hpp"
 #include "options.hpp"
+#include "portable.hpp"
 
 namespace spikegrad {
 
@@ -54,15 +60,18 @@ struct AdaptiveParams {
 // ---------------------------------------------------------------------------------------------
 
 // Eq. 5, second line ("true"): theta[t] = f_c * (mean(h[t]) + std(h[t])).
-inline double adaptive_threshold(double mean, double std_dev, double f_c) { return f_c * (mean + std_dev); }
+SPIKEGRAD_HD inline double adaptive_threshold(double mean, double std_dev, double f_c) { return f_c * (mean + std_dev); }
 
 // Eq. 5, first line ("estimated"): theta = f_c * sqrt(1 + lam^2) * V_th.
-inline double estimated_threshold(double lam, double f_c, double v_th) {
+SPIKEGRAD_HD inline double estimated_threshold(double lam, double f_c, double v_th) {
   return f_c * std::sqrt(1.0 + lam * lam) * v_th;
 }
 
 // Eq. 7 (SPEC 5): k_t = k0 * (1 + tanh(d_t - V_th)), both branches of the paper in one (tanh is odd).
-inline double tgo_width(double k0, double driver, double v_th) { return k0 * (1.0 + std::tanh(driver - v_th)); }
+// tanh is spikegrad's own (portable.hpp): the same bits on the CPU, on CUDA and in pyref.
+SPIKEGRAD_HD inline double tgo_width(double k0, double driver, double v_th) {
+  return k0 * (1.0 + detail::portable_tanh(driver - v_th));
+}
 
 // What one step uses: theta[t] and k_t, computed in float64 and rounded once to the working dtype.
 template <typename real>
@@ -72,7 +81,7 @@ struct AdaptiveStepValues {
 };
 
 template <typename real>
-AdaptiveStepValues<real> adaptive_step_values(const AdaptiveParams<real>& P, double mean, double std_dev) {
+SPIKEGRAD_HD AdaptiveStepValues<real> adaptive_step_values(const AdaptiveParams<real>& P, double mean, double std_dev) {
   const double theta = P.threshold_mode == ThresholdMode::True
                            ? adaptive_threshold(mean, std_dev, P.f_c)
                            : estimated_threshold(static_cast<double>(P.decay), P.f_c, P.v_th);
@@ -87,6 +96,8 @@ AdaptiveStepValues<real> adaptive_step_values(const AdaptiveParams<real>& P, dou
 //   every neuron of the layer, so it is an error rather than IEEE propagation;
 // - k_t = 0 happens when tanh(d_t - V_th) rounds to -1 (d_t - V_th < -19 in float64): the rect
 //   surrogate of width 0 is undefined (its limit is a Dirac delta, not 0).
+// The CUDA forward makes the same checks on the device (adaptive_cuda.cu, check_step_on_device),
+// with these messages.
 template <typename real>
 void check_adaptive_step(const AdaptiveParams<real>& P, const AdaptiveStepValues<real>& step, double mean,
                          double std_dev, int64_t t) {
@@ -108,20 +119,20 @@ void check_adaptive_step(const AdaptiveParams<real>& P, const AdaptiveStepValues
 
 // mean(h[t]) from the layer's sum of h, and the Bessel-corrected std from its sum of squared
 // deviations (two passes: the second sums (h - mean)^2 around the first's mean).
-inline double layer_mean(double sum, int64_t N) { return sum / static_cast<double>(N); }
-inline double layer_std(double sum_squared_deviations, int64_t N) {
+SPIKEGRAD_HD inline double layer_mean(double sum, int64_t N) { return sum / static_cast<double>(N); }
+SPIKEGRAD_HD inline double layer_std(double sum_squared_deviations, int64_t N) {
   return std::sqrt(sum_squared_deviations / static_cast<double>(N - 1));
 }
 
 // The number of float64 per-block partial sums a step writes (one per block of kNeuronBlock).
 inline int64_t adaptive_workspace_size(int64_t N) { return neuron_num_blocks(N); }
 
-// The blocks' partial sums added in block order from 0 (a data-parallel caller concatenates
-// the ranks' partials in rank order and adds them the same way).
+// The blocks' partial sums added in the canonical order (ordered_sum, portable.hpp: 256 strided
+// lanes, then the warp shuffle trees), the order the CUDA forward adds them in with one block of
+// 256 threads. A data-parallel caller concatenates the ranks' partials in rank order and adds
+// them the same way (pyref/adaptive.py, combine_partial_sums).
 inline double combine_block_sums(const double* block_sums, int64_t num_blocks) {
-  double total = 0;
-  for (int64_t b = 0; b < num_blocks; ++b) total += block_sums[b];
-  return total;
+  return ordered_sum(block_sums, num_blocks);
 }
 
 template <typename real>

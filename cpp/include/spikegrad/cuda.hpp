@@ -36,12 +36,18 @@ struct NeuronDeviceParams {
   const void* threshold = nullptr;
   const void* sg_param = nullptr;
   const void* v_init = nullptr;
+  // lam as a device scalar in the state dtype (a learnable decay computed on the device); when
+  // given, `decay` is ignored, and the kernels read it: no copy to the host.
+  const void* decay_device = nullptr;
 };
 
-// Every launcher validates like its CPU twin and throws std::invalid_argument naming the
-// argument; parameter *values* (NaN, threshold <= 0, sg_param <= 0) are checked on a host copy
-// of threshold and sg_param, so a launcher synchronizes `stream` once before it launches.
-// CUDA errors throw std::runtime_error. Launches are asynchronous on `stream` otherwise.
+// Every launcher checks its host arguments like its CPU twin and throws std::invalid_argument
+// naming the argument. The values of device arrays (threshold, sg_param, a: NaN, <= 0) are
+// checked by the kernels on the device: a bad value prints a line starting with "spikegrad:"
+// and fails a device-side assertion, which the next synchronizing call reports
+// (cudaErrorAssert; the CUDA context is then unusable, as after any device assert). So no
+// launcher synchronizes or copies from the device: every launch is asynchronous on `stream`,
+// and a sequence of them can be captured in a CUDA graph. CUDA errors throw std::runtime_error.
 
 // x, output: [T, N]; membrane: [T, N] (receives h) or nullptr; v_last: [N].
 void neuron_forward(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& params, const void* x,
@@ -53,7 +59,9 @@ std::size_t neuron_backward_workspace_bytes(DType dtype, int64_t T, int64_t N);
 
 // grad_output, grad_membrane: [T, N] or nullptr (zero); grad_v_last: [N] or nullptr (zero).
 // grad_x: [T, N]; grad_v_init: [N] in the state dtype. grad_decay: 1, grad_threshold,
-// grad_sg_param: [T] device doubles. workspace: neuron_backward_workspace_bytes, 8-byte aligned.
+// grad_sg_param: [T] device doubles, or all three nullptr when no parameter gradient is wanted
+// (the kernel then makes no float64 sums). workspace: neuron_backward_workspace_bytes, 8-byte
+// aligned.
 void neuron_backward(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& params, const void* x,
                      const void* grad_output, const void* grad_membrane, const void* grad_v_last, void* grad_x,
                      void* grad_v_init, double* grad_decay, double* grad_threshold, double* grad_sg_param,
@@ -67,6 +75,7 @@ struct MultilevelDeviceParams {
   int k_p = 2, k_n = 2;
   const void* a = nullptr;
   const void* v_init = nullptr;
+  const void* decay_device = nullptr;  // as NeuronDeviceParams::decay_device
 };
 
 void multilevel_forward(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& params,
@@ -74,7 +83,8 @@ void multilevel_forward(const MultilevelOptions& options, DType dtype, const Mul
 
 std::size_t multilevel_backward_workspace_bytes(DType dtype, int64_t T, int64_t N);
 
-// grad_decay: 1, grad_a: [T] device doubles; the rest as neuron_backward.
+// grad_decay: 1, grad_a: [T] device doubles, or both nullptr (no parameter sums); the rest as
+// neuron_backward.
 void multilevel_backward(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& params,
                          const void* x, const void* grad_output, const void* grad_membrane, const void* grad_v_last,
                          void* grad_x, void* grad_v_init, double* grad_decay, double* grad_a, void* workspace,
@@ -86,9 +96,14 @@ std::size_t pnb_workspace_bytes(int64_t count, int K);
 void pnb_partial_sums(DType dtype, const void* h, int64_t count, double theta_p, double theta_n, int K, double* sums,
                       void* workspace, Stream stream);
 
-// DS-ATGO's fused forward (adaptive_cpu.hpp), Float32 or Float64: a host loop over t, one
-// synchronization per step (theta[t] and k_t are computed on the host by the CPU's own
-// functions, from float64 statistics summed on the device in the CPU's order).
+// DS-ATGO's fused forward (adaptive_cpu.hpp), Float32 or Float64, without host synchronization
+// (it can be captured in a CUDA graph): a host loop over t that only launches, 4 kernels per step
+// (fire t-1 + charge t with the block sums of h, their combine into mean[t], the squared
+// deviations' block sums, their combine + theta[t] and k_t) and one fire kernel after the last.
+// The statistics, theta[t] and k_t are computed on the device by the CPU's own SPIKEGRAD_HD
+// functions in the CPU's order, so they are the CPU's bits. A non-finite statistic or a TGO
+// width that rounds to 0 is a device-side check (the CPU's message is printed; the stream then
+// reports cudaErrorAssert and the context is unusable) instead of the CPU's exception.
 // x, output: [T, N]; membrane: [T, N] or nullptr; v_last, h_scratch: [N]; threshold, sg_param:
 // [T] device arrays of x's dtype; mean, std_dev: [T] device doubles. v_init in AdaptiveDeviceParams
 // is a device pointer. workspace: adaptive_workspace_bytes(N).
@@ -101,6 +116,7 @@ struct AdaptiveDeviceParams {
   bool tgo = true;
   int tgo_driver = 0;      // 0 "std", 1 "threshold" (TgoDriver)
   double width = 1;
+  const void* decay_device = nullptr;  // as NeuronDeviceParams::decay_device
 };
 std::size_t adaptive_workspace_bytes(int64_t N);
 void adaptive_forward(const NeuronOptions& options, DType dtype, const AdaptiveDeviceParams& params, const void* x,
@@ -111,6 +127,8 @@ void adaptive_forward(const NeuronOptions& options, DType dtype, const AdaptiveD
 // thread k of kBlockThreads adds values k, k + kBlockThreads, ... in order; then the warps'
 // shuffle trees (offsets 16, 8, 4, 2, 1); then the same tree over the warps' sums. The
 // device's sum_partials kernel uses this order; tests check that the two agree bit for bit.
+// It is spikegrad::ordered_sum (portable.hpp), also the CPU library's and the reference's order
+// for DS-ATGO's block sums (docs/atgo.md).
 double ordered_device_sum(const double* values, int64_t M);
 // The same order, on the device: sums M values of `values` (a device array) into *out.
 void device_sum(const double* values, int64_t M, double* out, Stream stream);
