@@ -260,7 +260,7 @@ def host_stand_in(monkeypatch):
     stand_in = _HostStandIn()
     monkeypatch.setattr(_cuda_ops, "cuda_module", lambda: stand_in)
     monkeypatch.setattr(_cuda_ops, "_stream", lambda x: 12345)
-    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(_cuda_ops, "_device_guard", lambda x: contextlib.nullcontext())
     return stand_in
 
 

@@ -295,3 +295,59 @@ def test_nan_inside_x_is_ieee_not_an_error():
     assert out.output[0, 0] == 0 and out.output[0, 1] == 1
     out.output.sum().backward()
     assert x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("options", [
+    dict(charge="mul", reset="hard", scale="absolute", surrogate="rect"),
+    dict(charge="decay_input", reset="soft", scale="relative", surrogate="atan", detach_reset=True),
+    dict(charge="if", reset="none", scale="threshold_robust", surrogate="sigmoid", smooth=True),
+])
+def test_eager_path_equals_the_registered_op(options):
+    """spikegrad.neuron in eager mode runs the kernels through a plain autograd.Function (ops.py,
+    "The eager path"); the registered op (torch.compile, vmap) must give the same bits: the
+    forward, and the gradients of x, decay, threshold, sg_param and v_init."""
+    torch.manual_seed(3)
+    T, N = 7, 33
+    x = torch.randn(T, N, dtype=torch.float64) * 0.8 + 0.4
+    upstream = [torch.randn(T, N, dtype=torch.float64), torch.randn(T, N, dtype=torch.float64),
+                torch.randn(N, dtype=torch.float64)]
+    smooth = options.pop("smooth", False)
+    detach_reset = options.pop("detach_reset", False)
+    results = []
+    for path in ("eager", "op"):
+        leaves = [x.clone().requires_grad_(), torch.tensor(0.3, dtype=torch.float64).requires_grad_(),
+                  torch.linspace(0.7, 1.3, T, dtype=torch.float64).requires_grad_(),
+                  torch.full((T,), 1.5, dtype=torch.float64).requires_grad_(),
+                  (torch.randn(N, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+                   * 0.1).requires_grad_()]
+        args = (*leaves, 0.0, options["charge"], options["reset"], options["scale"],
+                options["surrogate"], smooth, detach_reset, True)
+        if path == "eager":
+            assert ops._eager(leaves[0])
+            outputs = ops._run_neuron_forward(*args)
+        else:
+            outputs = ops.neuron_forward(*args)
+        loss = sum((o * u).sum() for o, u in zip(outputs, upstream))
+        grads = torch.autograd.grad(loss, leaves)
+        results.append([o.detach() for o in outputs] + list(grads))
+    for name, eager, op in zip(("output", "membrane", "v_last", "x", "decay", "threshold",
+                                "sg_param", "v_init"), *results):
+        assert torch.equal(eager, op), name
+
+
+def test_eager_path_is_left_under_transforms():
+    """Under torch.func transforms the registered op runs (its autograd supports them)."""
+    x = torch.randn(3, 4)
+    seen = []
+    real = ops._eager
+
+    def spy(tensor):
+        seen.append(real(tensor))
+        return seen[-1]
+
+    ops._eager, saved = spy, ops._eager
+    try:
+        torch.func.vmap(lambda row: spikegrad.neuron(row.unsqueeze(1)).output)(x.T)
+    finally:
+        ops._eager = saved
+    assert seen and not any(seen)

@@ -1,9 +1,10 @@
 // tools/cuda_kernel_designs.cu — a stand-alone timing of the neuron kernels' designs on a GPU, for
-// docs/performance.md: the production forward (16-byte vectors, and one neuron per thread), the
-// production backward (with and without the parameter sums), a backward variant that keeps a
-// chunk in registers (one and four neurons per thread, the sums batched per chunk), and a copy,
+// docs/performance.md: the production forward (16-byte vectors, and 4-byte accesses), the
+// production backward (its chunk in registers, four neurons per thread, at two register bounds;
+// with and without the parameter sums), a minimal variant of that design (one and four neurons
+// per thread, the sums batched per chunk, no checkpoints), and a copy,
 // at T = 8 and N = 2^24, float32, charge mul, hard reset, absolute scale, rect surrogate. Each
-// design's grad_x is compared bit for bit with the production kernel's.
+// design's grad_x is compared bit for bit with the first one's.
 //
 // Built by CMake with the CUDA kernels (target spikegrad_kernel_designs, not installed);
 // tools/gpu_check.sh runs it when present. Usage: spikegrad_kernel_designs [T] [N]
@@ -245,22 +246,36 @@ int main(int argc, char** argv) {
             <<<grid4, kBlockThreads>>>(P, nullptr, Storage::Native, false, x, out, membrane_unused, v_last);
       }),
       8, "(vector path off)");
-  for (bool param_grads : {false, true}) {
-    row(param_grads ? "backward, production, parameter sums" : "backward, production",
-        median_ms([&] {
-          neuron_backward_kernel<float, kC, kR, kS, kG, false><<<grid1, kBlockThreads>>>(
-              P, nullptr, false, param_grads, Storage::Native, x, g_out, nullptr, nullptr, grad_x, grad_v_init,
-              partials, nullptr);
-        }),
-        12, "");
-  }
-  CHECK(cudaDeviceSynchronize());
   std::vector<float> reference(static_cast<std::size_t>(count)), design(static_cast<std::size_t>(count));
-  CHECK(cudaMemcpy(reference.data(), grad_x, bytes, cudaMemcpyDeviceToHost));
+  bool have_reference = false;
   auto same = [&] {
+    CHECK(cudaDeviceSynchronize());
     CHECK(cudaMemcpy(design.data(), grad_x_design, bytes, cudaMemcpyDeviceToHost));
+    if (!have_reference) {  // the first design's grad_x is the reference of the others
+      reference = design;
+      have_reference = true;
+      return "grad_x: the reference";
+    }
     return std::memcmp(reference.data(), design.data(), bytes) == 0 ? "grad_x: same bits" : "grad_x: DIFFERENT";
   };
+  // the production kernel: 4 neurons per thread, the chunk in registers, >= 2 blocks per SM
+  // (128 registers, a few spills) or >= 1 (no bound)
+  for (bool param_grads : {false, true}) {
+    const double ms2 = median_ms([&] {
+      neuron_backward_kernel<float, kC, kR, kS, kG, false, 2><<<grid4, kBlockThreads>>>(
+          P, nullptr, false, param_grads, Storage::Native, true, x, g_out, nullptr, nullptr, grad_x_design,
+          grad_v_init, partials, nullptr);
+    });
+    row(param_grads ? "backward, production (2 blocks/SM), sums" : "backward, production (2 blocks/SM)", ms2, 12,
+        same());
+    const double ms1 = median_ms([&] {
+      neuron_backward_kernel<float, kC, kR, kS, kG, false, 1><<<grid4, kBlockThreads>>>(
+          P, nullptr, false, param_grads, Storage::Native, true, x, g_out, nullptr, nullptr, grad_x_design,
+          grad_v_init, partials, nullptr);
+    });
+    row(param_grads ? "backward, production (1 block/SM), sums" : "backward, production (1 block/SM)", ms1, 12,
+        same());
+  }
   for (bool param_grads : {false, true}) {
     const double ms1 = median_ms([&] {
       backward_registers<1><<<grid1, kBlockThreads>>>(P, param_grads, x, g_out, grad_x_design, grad_v_init, partials);

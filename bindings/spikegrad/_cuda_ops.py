@@ -13,6 +13,8 @@ and their gradients in float32; output, membrane, v_last and grad_x in x's dtype
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -46,8 +48,23 @@ def _ptr(t):
     return 0 if t is None else t.data_ptr()
 
 
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+_NO_GUARD = contextlib.nullcontext()
+
+
 def _stream(x: Tensor) -> int:
+    """The current stream of x's device as an integer (a cudaStream_t)."""
+    if _raw_stream is not None:   # what torch.compile's generated code calls: no Stream object
+        return _raw_stream(x.device.index)
     return torch.cuda.current_stream(x.device).cuda_stream
+
+
+def _device_guard(x: Tensor):
+    """x's device made current for a launch; nothing to do when it is already current (a few
+    microseconds saved per call)."""
+    if x.device.index == torch.cuda.current_device():
+        return _NO_GUARD
+    return torch.cuda.device(x.device)
 
 
 def _contiguous(t, name, x: Tensor, dtype=None):
@@ -83,9 +100,10 @@ def _workspace(num_bytes: int, x: Tensor) -> Tensor:
 
 
 def _like(grad: Tensor, parameter: Tensor) -> Tensor:
-    """A float64 parameter gradient (a tensor of its own) in the parameter's dtype and on its
-    device (a 0-d parameter may be a CPU tensor beside CUDA x)."""
-    return grad.to(device=parameter.device, dtype=parameter.dtype)
+    """A float64 parameter gradient (a tensor of its own) in the parameter's dtype, on x's
+    device: never copied to a CPU parameter's device here (that would synchronize the
+    stream); the autograd formula moves it where a parameter needs it (ops.parameter_gradient)."""
+    return grad.to(dtype=parameter.dtype)
 
 
 def _decay(decay: Tensor, x: Tensor):
@@ -121,7 +139,7 @@ def _neuron_forward_cuda(x, decay, threshold, sg_param, v_init, v_reset, charge,
     decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
     output, membrane, v_last = _forward_outputs(x, return_membrane)
-    with torch.cuda.device(x.device):
+    with _device_guard(x):
         cuda.neuron_forward(
             _dtype_name(x), T, N, decay_value, float(v_reset), _ptr(threshold), _ptr(sg_param),
             _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
@@ -152,7 +170,7 @@ def _neuron_backward_cuda(x, decay, threshold, sg_param, v_init, grad_output, gr
     grads = [torch.empty(shape, dtype=torch.float64, device=x.device)
              for shape in ((), (T,), (T,))] if param_grads else [None] * 3
     workspace = _workspace(cuda.neuron_backward_workspace_bytes(name, T, N), x)
-    with torch.cuda.device(x.device):
+    with _device_guard(x):
         cuda.neuron_backward(
             name, T, N, decay_value, float(v_reset), _ptr(threshold), _ptr(sg_param),
             _ptr(v_init), _ptr(x), _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last),
@@ -161,8 +179,8 @@ def _neuron_backward_cuda(x, decay, threshold, sg_param, v_init, grad_output, gr
             smooth=smooth, detach_reset=detach_reset, decay_device=decay_device,
             stream=_stream(x))
     if not param_grads:
-        return (grad_x, grad_v_init, decay.new_zeros(()), threshold.new_zeros((T,)),
-                sg_param.new_zeros((T,)))
+        return (grad_x, grad_v_init, x.new_zeros((), dtype=decay.dtype),
+                x.new_zeros((T,), dtype=threshold.dtype), x.new_zeros((T,), dtype=sg_param.dtype))
     return (grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1], threshold),
             _like(grads[2], sg_param))
 
@@ -186,7 +204,7 @@ def _multilevel_forward_cuda(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, su
     decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
     output, membrane, v_last = _forward_outputs(x, return_membrane)
-    with torch.cuda.device(x.device):
+    with _device_guard(x):
         cuda.multilevel_forward(
             _dtype_name(x), T, N, decay_value, theta_p, theta_n, k_p, k_n, _ptr(a),
             _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
@@ -216,7 +234,7 @@ def _multilevel_backward_cuda(x, decay, a, v_init, grad_output, grad_membrane, g
     grads = [torch.empty(shape, dtype=torch.float64, device=x.device)
              for shape in ((), (T,))] if param_grads else [None] * 2
     workspace = _workspace(cuda.multilevel_backward_workspace_bytes(name, T, N), x)
-    with torch.cuda.device(x.device):
+    with _device_guard(x):
         cuda.multilevel_backward(
             name, T, N, decay_value, theta_p, theta_n, k_p, k_n, _ptr(a), _ptr(v_init), _ptr(x),
             _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last), _ptr(grad_x),
@@ -224,7 +242,9 @@ def _multilevel_backward_cuda(x, decay, a, v_init, grad_output, grad_membrane, g
             smooth=smooth, detach_reset=detach_reset, decay_device=decay_device,
             stream=_stream(x))
     if not param_grads:   # as the CPU kernel: an unwanted gradient is NaN, never plausible
-        return grad_x, grad_v_init, decay.new_full((), float("nan")), a.new_full((T,), float("nan"))
+        nan = float("nan")
+        return (grad_x, grad_v_init, x.new_full((), nan, dtype=decay.dtype),
+                x.new_full((T,), nan, dtype=a.dtype))
     return grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1], a)
 
 
@@ -235,7 +255,7 @@ def _pnb_partial_sums_cuda(h, theta_p, theta_n, k):
     h = h.contiguous()
     sums = torch.empty((k, 2, 2), dtype=torch.float64, device=h.device)
     workspace = _workspace(cuda.pnb_workspace_bytes(h.numel(), k), h)
-    with torch.cuda.device(h.device):
+    with _device_guard(h):
         cuda.pnb_partial_sums(_dtype_name(h), _ptr(h), h.numel(), theta_p, theta_n, k,
                               _ptr(sums), _ptr(workspace), stream=_stream(h))
     return sums
@@ -267,7 +287,7 @@ def _adaptive_forward_cuda(x, decay, v_init, v_reset, charge, reset, detach_rese
     threshold, sg_param = torch.empty((T,), **like), torch.empty((T,), **like)
     mean, std = torch.empty((T,), **f64), torch.empty((T,), **f64)
     workspace = _workspace(cuda.adaptive_workspace_bytes(N), x)
-    with torch.cuda.device(x.device):
+    with _device_guard(x):
         cuda.adaptive_forward(
             _dtype_name(x), T, N, decay_value, float(v_reset), _ptr(v_init), _ptr(x),
             _ptr(output), _ptr(membrane) if return_membrane else 0, _ptr(v_last),

@@ -23,7 +23,7 @@ from . import _core
 from ._options import check_number
 from ._cuda_ops import register_multilevel_kernels
 from .ops import (NeuronOutput, _check_device, _check_x_dtype, _forward_buffers,
-                  _initial_membrane, _numpy, _parameter)
+                  _initial_membrane, _numpy, _parameter, parameter_gradient)
 from .ref.formulas import LEVEL_SURROGATES
 
 __all__ = ["multilevel", "pnb_loss"]
@@ -92,7 +92,9 @@ def multilevel_backward(x: Tensor, decay: Tensor, a: Tensor, v_init: Tensor,
 def _(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, theta_p, theta_n, k_p,
       k_n, surrogate, smooth, detach_reset, need_grad_decay=True, need_grad_a=True):
     T, N = x.shape
-    return x.new_empty((T, N)), v_init.new_empty((N,)), decay.new_empty(()), a.new_empty((T,))
+    # the parameter gradients on x's device (a fixed decay may be a CPU scalar beside CUDA x)
+    return (x.new_empty((T, N)), v_init.new_empty((N,)), x.new_empty((), dtype=decay.dtype),
+            x.new_empty((T,), dtype=a.dtype))
 
 
 def _multilevel_setup_context(ctx, inputs, output):
@@ -112,8 +114,8 @@ def _multilevel_backward(ctx, grad_output, grad_membrane, grad_v_last):
     grad_x, grad_v_init, grad_decay, grad_a = multilevel_backward(
         x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, **ctx.options,
         need_grad_decay=need_decay, need_grad_a=need_a)
-    return ((grad_x, grad_decay if need_decay else None, grad_a if need_a else None,
-             grad_v_init) + (None,) * 8)
+    return ((grad_x, parameter_gradient(grad_decay, decay, need_decay),
+             parameter_gradient(grad_a, a, need_a), grad_v_init) + (None,) * 8)
 
 
 torch.library.register_autograd("spikegrad::multilevel_forward", _multilevel_backward,

@@ -31,7 +31,8 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised without tor
 from torch import Tensor
 
 from . import _core
-from ._cuda_ops import HALF_DTYPES, register_neuron_kernels, state_dtype
+from ._cuda_ops import (HALF_DTYPES, _neuron_backward_cuda, _neuron_forward_cuda,
+                        register_neuron_kernels, state_dtype)
 from ._options import DEFAULT_SG_PARAM, check_number, check_options
 
 __all__ = ["neuron", "NeuronOutput"]
@@ -76,6 +77,13 @@ def neuron_forward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor
                    surrogate: str, smooth: bool, detach_reset: bool,
                    return_membrane: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Returns (output [T, N], membrane [T, N] or [0], v_last [N])."""
+    return _neuron_forward_cpu(x, decay, threshold, sg_param, v_init, v_reset, charge, reset,
+                               scale, surrogate, smooth, detach_reset, return_membrane)
+
+
+def _neuron_forward_cpu(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale,
+                        surrogate, smooth, detach_reset, return_membrane):
+    """spikegrad::neuron_forward's CPU kernel."""
     del detach_reset  # only the backward uses it
     _check_device(x)
     output, membrane, v_last = _forward_buffers(x, return_membrane)
@@ -103,8 +111,18 @@ def neuron_backward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tenso
                     smooth: bool, detach_reset: bool, param_grads: bool = True
                     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (grad_x [T, N], grad_v_init [N], grad_decay 0-d, grad_threshold [T],
-    grad_sg_param [T]), the parameter gradients accumulated in float64, then cast.
+    grad_sg_param [T]), the parameter gradients accumulated in float64, then cast to the
+    parameters' dtypes, on x's device.
     param_grads=False: the kernel skips the parameter sums and the last three are zeros."""
+    return _neuron_backward_cpu(x, decay, threshold, sg_param, v_init, grad_output,
+                                grad_membrane, grad_v_last, v_reset, charge, reset, scale,
+                                surrogate, smooth, detach_reset, param_grads)
+
+
+def _neuron_backward_cpu(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane,
+                         grad_v_last, v_reset, charge, reset, scale, surrogate, smooth,
+                         detach_reset, param_grads=True):
+    """spikegrad::neuron_backward's CPU kernel."""
     _check_device(x)
     T, N = x.shape
     grad_x = torch.empty((T, N), dtype=x.dtype)
@@ -127,8 +145,10 @@ def neuron_backward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tenso
 def _(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
       v_reset, charge, reset, scale, surrogate, smooth, detach_reset, param_grads=True):
     T, N = x.shape
+    # the parameter gradients on x's device (a fixed decay may be a CPU scalar beside CUDA x)
     return (x.new_empty((T, N)), x.new_empty((N,), dtype=state_dtype(x.dtype)),
-            decay.new_empty(()), threshold.new_empty((T,)), sg_param.new_empty((T,)))
+            x.new_empty((), dtype=decay.dtype), x.new_empty((T,), dtype=threshold.dtype),
+            x.new_empty((T,), dtype=sg_param.dtype))
 
 
 def _setup_context(ctx, inputs, output):
@@ -140,26 +160,88 @@ def _setup_context(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
-def _backward(ctx, grad_output, grad_membrane, grad_v_last):
+def _backward(ctx, grad_output, grad_membrane, grad_v_last, backward_op=None):
     x, decay, threshold, sg_param, v_init = ctx.saved_tensors
     if grad_membrane is not None and grad_membrane.numel() == 0:
         grad_membrane = None  # return_membrane=False: the [0] placeholder
     # the parameters' float64 sums only when one of decay, threshold, sg_param needs them
     param_grads = any(ctx.needs_input_grad[1:4])
-    grad_x, grad_v_init, grad_decay, grad_threshold, grad_sg_param = neuron_backward(
+    grad_x, grad_v_init, grad_decay, grad_threshold, grad_sg_param = (
+        backward_op or neuron_backward)(
         x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
         **ctx.options, param_grads=param_grads)
-    if not param_grads:
-        grad_decay = grad_threshold = grad_sg_param = None
+    grad_decay, grad_threshold, grad_sg_param = (
+        parameter_gradient(grad, parameter, needed) for grad, parameter, needed in zip(
+            (grad_decay, grad_threshold, grad_sg_param), (decay, threshold, sg_param),
+            ctx.needs_input_grad[1:4]))
     if v_init is None:
         grad_v_init = None
     return (grad_x, grad_decay, grad_threshold, grad_sg_param, grad_v_init,
             None, None, None, None, None, None, None, None)
 
 
+def parameter_gradient(grad: Tensor, parameter: Tensor, needed: bool):
+    """A backward op's parameter gradient (on x's device) for autograd: None when the
+    parameter needs none; moved to the parameter's device where that differs (a CPU scalar
+    beside CUDA x; the public API never makes one that requires grad, since a copy to the host
+    synchronizes the stream)."""
+    if not needed:
+        return None
+    return grad if grad.device == parameter.device else grad.to(parameter.device)
+
+
 torch.library.register_autograd("spikegrad::neuron_forward", _backward,
                                 setup_context=_setup_context)
 register_neuron_kernels(neuron_forward, neuron_backward)  # CUDA (_cuda_ops.py)
+
+
+# ---------------------------------------------------------------------------------------
+# The eager path. torch.library's autograd wrapper and the dispatcher cost tens of
+# microseconds of Python per call, which is most of a call's time at small sizes on a GPU
+# (N = 2^16: 0.25 ms for a forward whose kernel takes 4 us). In eager mode spikegrad.neuron
+# runs the very same kernels and autograd formula (_setup_context, _backward) through a plain
+# torch.autograd.Function; under torch.compile and functorch transforms (vmap, grad) it calls
+# the registered ops, which those need. Tests hold the two paths to the same bits.
+# ---------------------------------------------------------------------------------------
+
+def _forward_kernel(x: Tensor):
+    return _neuron_forward_cuda if x.is_cuda else _neuron_forward_cpu
+
+
+def _backward_kernel(*args, **kwargs):
+    x = args[0]
+    return (_neuron_backward_cuda if x.is_cuda else _neuron_backward_cpu)(*args, **kwargs)
+
+
+class _NeuronFunction(torch.autograd.Function):
+    # forward(ctx, ...) rather than a setup_context staticmethod: with one, Function.apply
+    # binds the arguments through inspect.signature on every call (~20 us); this path never
+    # runs under functorch transforms, which are what need setup_context
+    @staticmethod
+    def forward(ctx, x, *args):
+        outputs = _forward_kernel(x)(x, *args)
+        _setup_context(ctx, (x,) + args, outputs)
+        return outputs
+
+    @staticmethod
+    def backward(ctx, grad_output, grad_membrane, grad_v_last):
+        return _backward(ctx, grad_output, grad_membrane, grad_v_last,
+                         backward_op=_backward_kernel)
+
+
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+
+
+def _eager(x: Tensor) -> bool:
+    """Whether the eager path may run: a CPU or CUDA tensor, no tracing, no transform."""
+    if x.device.type not in ("cpu", "cuda") or torch.compiler.is_compiling():
+        return False
+    return _functorch_active is not None and not _functorch_active()
+
+
+def _run_neuron_forward(*args):
+    """neuron_forward with autograd: the eager path or the registered op."""
+    return _NeuronFunction.apply(*args) if _eager(args[0]) else neuron_forward(*args)
 
 
 # ---------------------------------------------------------------------------------------
@@ -266,7 +348,7 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
         and v_init == 0 and math.copysign(1.0, v_init) > 0)
     v_init_t = None if starts_at_zero else _initial_membrane(v_init, x)
 
-    output, membrane, v_last = neuron_forward(
+    output, membrane, v_last = _run_neuron_forward(
         x.reshape(T, N), decay_t, threshold_t.expand(T), sg_param_t.expand(T), v_init_t,
         v_reset, charge, reset, scale, surrogate, smooth, detach_reset, return_membrane)
     return NeuronOutput(

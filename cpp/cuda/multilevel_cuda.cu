@@ -108,12 +108,20 @@ __global__ void __launch_bounds__(kBlockThreads)
   for (int64_t c = num_chunks - 1; c >= 0; --c) {
     const int64_t t0 = c * kChunkSteps;
     if (c + 1 < num_chunks) v = !active ? zero : (c == 0 ? v_init[n] : checkpoints[(c - 1) * N + n]);
-    real xs[kChunkSteps], v_prev[kChunkSteps];
+    real xs[kChunkSteps], g_outs[kChunkSteps], v_prev[kChunkSteps];
+#pragma unroll
+    for (int k = 0; k < kChunkSteps; ++k) {  // the chunk's rows first: all loads in flight together
+      const int64_t t = t0 + k;
+      xs[k] = g_outs[k] = zero;
+      if (t < T && active) {
+        xs[k] = load<real>(x, t * N + n, storage);
+        if (grad_output != nullptr) g_outs[k] = load<real>(grad_output, t * N + n, storage);
+      }
+    }
 #pragma unroll
     for (int k = 0; k < kChunkSteps; ++k) {
       const int64_t t = t0 + k;
       if (t < T) {
-        xs[k] = active ? load<real>(x, t * N + n, storage) : zero;
         v_prev[k] = v;
         real o;
         spikegrad::detail::multilevel_element_step<real, G, Smooth>(xs[k], v, o, L, a[t]);
@@ -123,7 +131,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     for (int k = kChunkSteps - 1; k >= 0; --k) {
       const int64_t t = t0 + k;
       if (t < T) {
-        const real g_out = (active && grad_output != nullptr) ? load<real>(grad_output, t * N + n, storage) : zero;
+        const real g_out = g_outs[k];
         const real g_mem = (active && grad_membrane != nullptr) ? load<real>(grad_membrane, t * N + n, storage) : zero;
         real scratch = v_prev[k], c_a, c_lam;
         spikegrad::detail::multilevel_element_backward<real, G>(detach_reset, xs[k], scratch, g_out, g_mem, g_v, c_a,

@@ -13,9 +13,9 @@ void launch_neuron_backward(const NeuronBackwardLaunch<real>& launch) {
   dispatch_neuron_but_surrogate(launch.options, [&](auto charge_c, auto reset_c, auto scale_c, auto smooth_c) {
     neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value, G,
                            decltype(smooth_c)::value><<<launch.grid, kBlockThreads, 0, launch.stream>>>(
-        launch.params, launch.decay_device, launch.options.detach_reset, launch.param_grads, launch.storage, launch.x, launch.grad_output,
-        launch.grad_membrane, launch.grad_v_last, launch.grad_x, launch.grad_v_init, launch.partials,
-        launch.checkpoints);
+        launch.params, launch.decay_device, launch.options.detach_reset, launch.param_grads, launch.storage,
+        launch.vector, launch.x, launch.grad_output, launch.grad_membrane, launch.grad_v_last, launch.grad_x,
+        launch.grad_v_init, launch.partials, launch.checkpoints);
   });
 }
 

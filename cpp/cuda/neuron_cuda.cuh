@@ -64,36 +64,39 @@ __global__ void __launch_bounds__(kBlockThreads)
   store_neurons<real>(v_last, 0, first, N, vector, storage, v);
 }
 
-// The backward: forward again to the start of the last chunk of kBackwardChunkSteps steps
-// (writing the membrane at each chunk start but the first and last to `checkpoints`,
-// [num_chunks - 2, N]), then per chunk in reverse: load its x and grad_output rows, recompute
-// its v[t-1] from its start into shared memory, and run backward_element in reverse. With
-// param_grads, per step the block sums c_theta and c_p in float64 into partials[1 + t] and
-// partials[1 + T + t] (block_sum's order, finished once per chunk: step_sums_add,
-// block_sums_of_steps); c_lam is summed per thread over t (from T - 1 down), then per block into
-// partials[0]. partials: [2T + 1, num_blocks]. Threads past N take part with zero contributions.
-// Without param_grads (fixed parameters, the common case) no sum is made. The chunk's rows live
-// in shared memory (each thread its own column), not in registers: the loops then need no
-// unrolling, which keeps the 288 compiled variants per dtype quick to build (docs/cuda.md).
-template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
-__global__ void __launch_bounds__(kBlockThreads)
+// Two blocks per multiprocessor at least: the compiler keeps the backward within 128 registers a
+// thread (it takes ~166 unbounded, with a few spills bounded), so that two blocks' loads are in
+// flight on each multiprocessor. (MinBlocks: tools/cuda_kernel_designs.cu times 1 and 2.)
+inline constexpr int kBackwardBlocksPerSM = 2;
+
+// The backward, kVector<real> neurons per thread (as the forward): forward again to the start of
+// the last chunk of kBackwardChunkSteps steps (writing the membrane at each chunk start but the
+// first and last to `checkpoints`, [num_chunks - 2, N]), then per chunk in reverse: load its x and
+// grad_output rows (16-byte accesses, all in flight together), recompute its v[t-1] from its start,
+// and run backward_element in reverse. The chunk lives in registers (the loops over its steps and
+// a thread's neurons are unrolled): measured on an H200 at T = 8, N = 2^24, float32, this ran at
+// 1.14x the 12-byte floor, against 3.35x for the same loop with the chunk in shared memory and
+// one neuron per thread (tools/cuda_kernel_designs.cu, docs/performance.md).
+// With param_grads, per step the block sums c_theta and c_p in float64 into partials[1 + t] and
+// partials[1 + T + t] (each thread first adds its own neurons' contributions in order, then
+// block_sum's tree, for all the steps of a chunk at once: one barrier per chunk); c_lam is summed
+// per thread over t (from T - 1 down), then per block into partials[0]. partials:
+// [2T + 1, gridDim.x]. Threads past N take part with zero contributions. Without param_grads
+// (fixed parameters, the common case) no sum is made.
+template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth, int MinBlocks = kBackwardBlocksPerSM>
+__global__ void __launch_bounds__(kBlockThreads, MinBlocks)
     neuron_backward_kernel(NeuronParams<real> P, const real* __restrict__ decay_device, bool detach_reset,
-                           bool param_grads, Storage storage,
-                           const void* __restrict__ x,
+                           bool param_grads, Storage storage, bool vector, const void* __restrict__ x,
                            const void* __restrict__ grad_output, const void* __restrict__ grad_membrane,
                            const void* __restrict__ grad_v_last, void* __restrict__ grad_x,
                            real* __restrict__ grad_v_init, double* __restrict__ partials,
                            real* __restrict__ checkpoints) {
+  constexpr int V = kVector<real>;
   constexpr int kSteps = kBackwardChunkSteps<real>;
-  __shared__ double shared[2 * kWarps];
-  __shared__ double step_shared[2 * kSteps * kWarps];
-  __shared__ real chunk_x[kSteps][kBlockThreads];
-  __shared__ real chunk_g_out[kSteps][kBlockThreads];
-  __shared__ real chunk_v_prev[kSteps][kBlockThreads];
+  __shared__ double shared[2 * kSteps * kWarps];
   const int64_t N = P.N, T = P.T;
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
-  const int i = static_cast<int>(threadIdx.x);
-  const bool active = n < N;
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x) * V;
+  const bool active = first < N;
   const int64_t num_blocks = gridDim.x;
   const int64_t num_chunks = (T + kSteps - 1) / kSteps;
   const real zero = static_cast<real>(0);
@@ -102,70 +105,122 @@ __global__ void __launch_bounds__(kBlockThreads)
     check_decay(P.decay);
     check_neuron_parameters(P.threshold, P.sg_param, T, S == Scale::Absolute);
   }
+  auto exists = [&](int j) { return active && first + j < N; };
 
-  auto initial_membrane = [&] { return (active && P.v_init != nullptr) ? P.v_init[n] : zero; };  // null: zeros
-  real v = initial_membrane();
+  real v[V];
+  auto initial_membrane = [&] {  // v[-1]; a null v_init: zeros
+#pragma unroll
+    for (int j = 0; j < V; ++j) v[j] = (exists(j) && P.v_init != nullptr) ? P.v_init[first + j] : zero;
+  };
+  initial_membrane();
   if (active) {
     for (int64_t c = 0; c + 1 < num_chunks; ++c) {
-      if (c > 0) checkpoints[(c - 1) * N + n] = v;
+      if (c > 0) {
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          if (exists(j)) checkpoints[(c - 1) * N + first + j] = v[j];
+        }
+      }
+#pragma unroll
       for (int k = 0; k < kSteps; ++k) {
         const int64_t t = c * kSteps + k;  // every step of a chunk before the last exists
-        const real xv = load<real>(x, t * N + n, storage);
-        v = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(xv, v, P.decay, P.v_reset, P.threshold[t],
-                                                                         P.sg_param[t]).v;
+        real xs[V];
+        load_neurons<real>(x, t * N, first, N, vector, storage, xs);
+        const real theta = P.threshold[t], p = P.sg_param[t];
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          v[j] = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(xs[j], v[j], P.decay, P.v_reset, theta,
+                                                                              p).v;
+        }
       }
     }
   }
 
-  real g_v = (active && grad_v_last != nullptr) ? load<real>(grad_v_last, n, storage) : zero;
+  real g_v[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) g_v[j] = zero;
+  if (active && grad_v_last != nullptr) load_neurons<real>(grad_v_last, 0, first, N, vector, storage, g_v);
   double lam_sum = 0.0;
   for (int64_t c = num_chunks - 1; c >= 0; --c) {
     const int64_t t0 = c * kSteps;
     const int steps = static_cast<int>(T - t0 < kSteps ? T - t0 : kSteps);
-    if (c + 1 < num_chunks) v = !active ? zero : (c == 0 ? initial_membrane() : checkpoints[(c - 1) * N + n]);
-    // the chunk's x and grad_output rows, loaded together (unrolled: independent loads in
-    // flight, which the bandwidth needs); the compute loops below need no unrolling
+    if (c + 1 < num_chunks) {
+      if (c == 0) {
+        initial_membrane();
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) v[j] = exists(j) ? checkpoints[(c - 1) * N + first + j] : zero;
+      }
+    }
+    real xs[kSteps][V], g_out[kSteps][V], v_prev[kSteps][V];
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) {  // the chunk's rows, loaded together
+#pragma unroll
+      for (int j = 0; j < V; ++j) xs[k][j] = g_out[k][j] = zero;
+      if (active && k < steps) {
+        load_neurons<real>(x, (t0 + k) * N, first, N, vector, storage, xs[k]);
+        if (grad_output != nullptr) load_neurons<real>(grad_output, (t0 + k) * N, first, N, vector, storage, g_out[k]);
+      }
+    }
 #pragma unroll
     for (int k = 0; k < kSteps; ++k) {
-      const int64_t t = t0 + k;
       if (k < steps) {
-        chunk_x[k][i] = active ? load<real>(x, t * N + n, storage) : zero;
-        chunk_g_out[k][i] = (active && grad_output != nullptr) ? load<real>(grad_output, t * N + n, storage) : zero;
+        const real theta = P.threshold[t0 + k], p = P.sg_param[t0 + k];
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          v_prev[k][j] = v[j];
+          v[j] = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(xs[k][j], v[j], P.decay, P.v_reset,
+                                                                              theta, p).v;
+        }
       }
     }
-    for (int k = 0; k < steps; ++k) {
-      const int64_t t = t0 + k;
-      chunk_v_prev[k][i] = v;
-      v = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(chunk_x[k][i], v, P.decay, P.v_reset,
-                                                                       P.threshold[t], P.sg_param[t]).v;
-    }
-    for (int k = steps - 1; k >= 0; --k) {
-      const int64_t t = t0 + k;
-      const real g_out = chunk_g_out[k][i];
-      const real g_mem = (active && grad_membrane != nullptr) ? load<real>(grad_membrane, t * N + n, storage) : zero;
-      const real x_t = chunk_x[k][i];
-      const real v_prev = chunk_v_prev[k][i];
-      const spikegrad::detail::BackwardElement<real> e =
-          detach_reset ? spikegrad::detail::backward_element<real, C, R, S, G, Smooth, true>(
-                             x_t, v_prev, g_out, g_mem, g_v, P.decay, P.v_reset, P.threshold[t], P.sg_param[t])
-                       : spikegrad::detail::backward_element<real, C, R, S, G, Smooth, false>(
-                             x_t, v_prev, g_out, g_mem, g_v, P.decay, P.v_reset, P.threshold[t], P.sg_param[t]);
-      g_v = e.grad_v_prev;
-      if (active) store(grad_x, t * N + n, e.grad_x, storage);
-      if (param_grads) {  // uniform over the grid: every thread of the block takes part
-        double sums[2] = {active ? static_cast<double>(e.grad_threshold) : 0.0,
-                          active ? static_cast<double>(e.grad_sg_param) : 0.0};
-        if (active) lam_sum += static_cast<double>(e.grad_decay);
-        step_sums_add<2, kSteps>(sums, k, step_shared);
+    double sums[2 * kSteps];  // c_theta[k], then c_p[k]: this thread's neurons
+#pragma unroll
+    for (int k = kSteps - 1; k >= 0; --k) {
+      sums[k] = sums[kSteps + k] = 0.0;
+      if (k < steps) {
+        const int64_t t = t0 + k;
+        const real theta = P.threshold[t], p = P.sg_param[t];
+        real g_mem[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) g_mem[j] = zero;
+        if (active && grad_membrane != nullptr) load_neurons<real>(grad_membrane, t * N, first, N, vector, storage, g_mem);
+        real gx[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const spikegrad::detail::BackwardElement<real> e =
+              detach_reset ? spikegrad::detail::backward_element<real, C, R, S, G, Smooth, true>(
+                                 xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, theta, p)
+                           : spikegrad::detail::backward_element<real, C, R, S, G, Smooth, false>(
+                                 xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, theta, p);
+          g_v[j] = e.grad_v_prev;
+          gx[j] = e.grad_x;
+          if (param_grads && exists(j)) {
+            sums[k] += static_cast<double>(e.grad_threshold);
+            sums[kSteps + k] += static_cast<double>(e.grad_sg_param);
+            lam_sum += static_cast<double>(e.grad_decay);
+          }
+        }
+        if (active) store_neurons<real>(grad_x, t * N, first, N, vector, storage, gx);
       }
     }
-    if (param_grads) {
-      block_sums_of_steps<2, kSteps>(steps, step_shared, [&](int which, int k, double total) {
-        partials[(1 + which * T + t0 + k) * num_blocks + blockIdx.x] = total;  // theta[t], then p[t]
-      });
+    if (param_grads) {  // uniform over the grid: every thread of the block reaches block_sum
+      block_sum(sums, shared);
+      if (threadIdx.x == 0) {
+#pragma unroll
+        for (int k = 0; k < kSteps; ++k) {  // unrolled: sums stays in registers
+          if (k < steps) {
+            partials[(1 + t0 + k) * num_blocks + blockIdx.x] = sums[k];
+            partials[(1 + T + t0 + k) * num_blocks + blockIdx.x] = sums[kSteps + k];
+          }
+        }
+      }
     }
   }
-  if (active) grad_v_init[n] = g_v;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    if (exists(j)) grad_v_init[first + j] = g_v[j];
+  }
   if (!param_grads) return;
   double decay_sum[1] = {lam_sum};
   block_sum(decay_sum, shared);
@@ -215,6 +270,7 @@ struct NeuronBackwardLaunch {
   NeuronOptions options;
   Storage storage;
   bool param_grads;
+  bool vector;
   unsigned grid;
   cudaStream_t stream;
   const void* x;
@@ -287,15 +343,35 @@ void neuron_backward_typed(const NeuronOptions& options, DType dtype, const Neur
   auto* partials = static_cast<double*>(workspace);
   auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(2 * T + 1, N));
   static_assert(kBackwardChunkSteps<real> == (sizeof(real) == 8 ? 4 : 8), "workspace size (dispatch.cu)");
-  const NeuronBackwardLaunch<real> launch{
-      P, static_cast<const real*>(device.decay_device), options, storage_of(dtype), param_grads, grid_size(num_blocks(N), "neuron_backward"), stream, x, grad_output,
-      grad_membrane, grad_v_last, grad_x, static_cast<real*>(grad_v_init), partials, checkpoints};
+  const Storage storage = storage_of(dtype);
+  const bool vector = N % kVector<real> == 0 && is_vector_aligned<real>(x, storage) &&
+                      is_vector_aligned<real>(grad_output, storage) &&
+                      is_vector_aligned<real>(grad_membrane, storage) &&
+                      is_vector_aligned<real>(grad_v_last, storage) && is_vector_aligned<real>(grad_x, storage);
+  // one block per kBlockThreads * kVector neurons: the partials' rows are that long (the
+  // workspace, sized by num_blocks(N), has room to spare)
+  const int64_t blocks = num_blocks((N + kVector<real> - 1) / kVector<real>);
+  const NeuronBackwardLaunch<real> launch{P,
+                                          static_cast<const real*>(device.decay_device),
+                                          options,
+                                          storage,
+                                          param_grads,
+                                          vector,
+                                          grid_size(blocks, "neuron_backward"),
+                                          stream,
+                                          x,
+                                          grad_output,
+                                          grad_membrane,
+                                          grad_v_last,
+                                          grad_x,
+                                          static_cast<real*>(grad_v_init),
+                                          partials,
+                                          checkpoints};
   dispatch_surrogate(options.surrogate,
                      [&](auto surrogate_c) { launch_neuron_backward<real, decltype(surrogate_c)::value>(launch); });
   check_launch("neuron_backward_kernel");
   if (!param_grads) return;
-  sum_partials(partials, num_blocks(N), 2 * T + 1, NeuronGradients{grad_decay, grad_threshold, grad_sg_param, T},
-               stream);
+  sum_partials(partials, blocks, 2 * T + 1, NeuronGradients{grad_decay, grad_threshold, grad_sg_param, T}, stream);
 }
 
 }  // namespace spikegrad::cuda::detail
