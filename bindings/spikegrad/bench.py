@@ -314,11 +314,8 @@ def _finish_meta(meta: dict, start: float):
         meta["load_average_after"] = list(os.getloadavg())
 
 
-def run_bench(*, Ts=FULL_T, Ns=FULL_N, modes=(FORWARD, FORWARD_BACKWARD), methods=METHODS,
-              repeat: int = 5, progress: bool = True, compile_mode: Optional[str] = None
-              ) -> Report:
-    """Time every method at every (mode, T, N); returns the rows and the copy bandwidths."""
-    torch = _torch()
+def check_run_arguments(Ts, Ns, repeat, modes) -> None:
+    """The bench's sizes, repeat count and modes (CPU and GPU bench), or ValueError."""
     for name, values in (("T", Ts), ("N", Ns)):
         if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
                              for v in values):
@@ -328,6 +325,14 @@ def run_bench(*, Ts=FULL_T, Ns=FULL_N, modes=(FORWARD, FORWARD_BACKWARD), method
     for mode in modes:
         if mode not in FLOOR_BYTES:
             raise ValueError(f"modes: unknown mode {mode!r}; choose from {tuple(FLOOR_BYTES)}")
+
+
+def run_bench(*, Ts=FULL_T, Ns=FULL_N, modes=(FORWARD, FORWARD_BACKWARD), methods=METHODS,
+              repeat: int = 5, progress: bool = True, compile_mode: Optional[str] = None
+              ) -> Report:
+    """Time every method at every (mode, T, N); returns the rows and the copy bandwidths."""
+    torch = _torch()
+    check_run_arguments(Ts, Ns, repeat, modes)
     factories, skipped = _method_factories(methods, compile_mode)
     if "compile" in factories:
         _raise_recompile_limit(torch, 2 * len(Ts) * len(Ns) * len(modes))

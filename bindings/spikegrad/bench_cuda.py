@@ -280,16 +280,7 @@ def run_bench_cuda(*, Ts=GPU_T, Ns=GPU_N, modes=(bench.FORWARD, bench.FORWARD_BA
     """Time every method at every (T, N, mode) on `device` ("cpu" only to test this code
     without a GPU). Raises ValueError when there is no usable GPU."""
     torch = bench._torch()
-    for name, values in (("T", Ts), ("N", Ns)):
-        if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
-                             for v in values):
-            raise ValueError(f"{name} must be a non-empty list of positive ints, got {values!r}")
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
-    for mode in modes:
-        if mode not in bench.FLOOR_BYTES:
-            raise ValueError(f"modes: unknown mode {mode!r}; "
-                             f"choose from {tuple(bench.FLOOR_BYTES)}")
+    bench.check_run_arguments(Ts, Ns, repeat, modes)
     if device == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA GPU is available to this process")
