@@ -43,11 +43,19 @@ __global__ void copy_kernel(const float4* __restrict__ src, float4* __restrict__
 }
 
 // The backward with a chunk of kSteps steps in registers (loops unrolled), V neurons per thread,
-// the per-step parameter sums of a chunk made in one block_sum (2 * kSteps values).
-template <int V>
-__global__ void __launch_bounds__(kBlockThreads)
-    backward_registers(NeuronParams<float> P, bool param_grads, const float* __restrict__ x,
-                       const float* __restrict__ grad_output, float* __restrict__ grad_x,
+// the per-step parameter sums of a chunk made in one block_sum (2 * kSteps values). Features adds
+// the production kernel's generality one piece at a time, to find what costs it registers and
+// time: kRuntimeDetach (detach_reset chosen per element at run time, both instantiations in the
+// loop), kFallback (the loads and stores through load_neurons/store_neurons with a run-time
+// vector flag), kGradMembrane (a grad_membrane row read per step when its pointer is not null),
+// kGuardedSums (the parameter sums behind `param_grads && the neuron exists`).
+enum Feature : int { kRuntimeDetach = 1, kFallback = 2, kGradMembrane = 4, kGuardedSums = 8 };
+
+template <int V, int Features, int MinBlocks = 1>
+__global__ void __launch_bounds__(kBlockThreads, MinBlocks)
+    backward_registers(NeuronParams<float> P, bool param_grads, bool detach, bool vector,
+                       const float* __restrict__ x, const float* __restrict__ grad_output,
+                       const float* __restrict__ grad_membrane, float* __restrict__ grad_x,
                        float* __restrict__ grad_v_init, double* __restrict__ partials) {
   constexpr int kSteps = kChunkSteps;
   __shared__ double shared[2 * kSteps * kWarps];
@@ -65,7 +73,10 @@ __global__ void __launch_bounds__(kBlockThreads)
       g_out[k][j] = 0.0f;
     }
     if (active) {
-      if constexpr (V == 4) {
+      if constexpr ((Features & kFallback) != 0) {
+        load_neurons<float>(x, k * N, first, N, vector, Storage::Native, xs[k]);
+        load_neurons<float>(grad_output, k * N, first, N, vector, Storage::Native, g_out[k]);
+      } else if constexpr (V == 4) {
         const float4 a = __ldg(reinterpret_cast<const float4*>(x + k * N + first));
         const float4 b = __ldg(reinterpret_cast<const float4*>(grad_output + k * N + first));
         xs[k][0] = a.x, xs[k][1] = a.y, xs[k][2] = a.z, xs[k][3] = a.w;
@@ -98,20 +109,46 @@ __global__ void __launch_bounds__(kBlockThreads)
   double lam_sum = 0.0;
 #pragma unroll
   for (int k = kSteps - 1; k >= 0; --k) {
-    float gx[V];
+    float gx[V], g_mem[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) g_mem[j] = 0.0f;
+    if constexpr ((Features & kGradMembrane) != 0) {
+      if (active && grad_membrane != nullptr) load_neurons<float>(grad_membrane, k * N, first, N, vector,
+                                                                  Storage::Native, g_mem);
+    }
     double c_theta = 0.0, c_p = 0.0;
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      const sd::BackwardElement<float> e = sd::backward_element<float, kC, kR, kS, kG, false, false>(
-          xs[k][j], v_prev[k][j], g_out[k][j], 0.0f, g_v[j], P.decay, P.v_reset, P.threshold[k], P.sg_param[k]);
+      sd::BackwardElement<float> e;
+      if constexpr ((Features & kRuntimeDetach) != 0) {
+        e = detach ? sd::backward_element<float, kC, kR, kS, kG, false, true>(
+                         xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, P.threshold[k],
+                         P.sg_param[k])
+                   : sd::backward_element<float, kC, kR, kS, kG, false, false>(
+                         xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, P.threshold[k],
+                         P.sg_param[k]);
+      } else {
+        e = sd::backward_element<float, kC, kR, kS, kG, false, false>(
+            xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, P.threshold[k], P.sg_param[k]);
+      }
       g_v[j] = e.grad_v_prev;
       gx[j] = e.grad_x;
-      c_theta += static_cast<double>(e.grad_threshold);
-      c_p += static_cast<double>(e.grad_sg_param);
-      lam_sum += static_cast<double>(e.grad_decay);
+      if constexpr ((Features & kGuardedSums) != 0) {
+        if (param_grads && active && first + j < N) {
+          c_theta += static_cast<double>(e.grad_threshold);
+          c_p += static_cast<double>(e.grad_sg_param);
+          lam_sum += static_cast<double>(e.grad_decay);
+        }
+      } else {
+        c_theta += static_cast<double>(e.grad_threshold);
+        c_p += static_cast<double>(e.grad_sg_param);
+        lam_sum += static_cast<double>(e.grad_decay);
+      }
     }
     if (active) {
-      if constexpr (V == 4) {
+      if constexpr ((Features & kFallback) != 0) {
+        store_neurons<float>(grad_x, k * N, first, N, vector, Storage::Native, gx);
+      } else if constexpr (V == 4) {
         *reinterpret_cast<float4*>(grad_x + k * N + first) = make_float4(gx[0], gx[1], gx[2], gx[3]);
       } else {
 #pragma unroll
@@ -128,6 +165,7 @@ __global__ void __launch_bounds__(kBlockThreads)
   if (!param_grads) return;
   block_sum(sums, shared);
   if (threadIdx.x == 0) {
+#pragma unroll
     for (int k = 0; k < kSteps; ++k) {
       partials[(1 + k) * num_blocks + blockIdx.x] = sums[k];
       partials[(1 + T + k) * num_blocks + blockIdx.x] = sums[kSteps + k];
@@ -136,6 +174,14 @@ __global__ void __launch_bounds__(kBlockThreads)
   double decay_sum[1] = {active ? lam_sum : 0.0};
   block_sum(decay_sum, shared);
   if (threadIdx.x == 0) partials[blockIdx.x] = decay_sum[0];
+}
+
+// Registers and local memory of a kernel, as the compiler allotted them.
+template <typename Kernel>
+void print_resources(const char* name, Kernel kernel) {
+  cudaFuncAttributes attributes;
+  check_cuda(cudaFuncGetAttributes(&attributes, kernel), "cudaFuncGetAttributes");
+  std::printf("  %-52s %3d registers, %4zu bytes local\n", name, attributes.numRegs, attributes.localSizeBytes);
 }
 
 template <typename Launch>
@@ -276,16 +322,40 @@ int main(int argc, char** argv) {
     row(param_grads ? "backward, production (1 block/SM), sums" : "backward, production (1 block/SM)", ms1, 12,
         same());
   }
+  auto time_design = [&](const char* name, auto kernel, unsigned grid, bool param_grads) {
+    const double ms = median_ms([&] {
+      kernel<<<grid, kBlockThreads>>>(P, param_grads, false, true, x, g_out, nullptr, grad_x_design, grad_v_init,
+                                      partials);
+    });
+    row(name, ms, 12, same());
+  };
   for (bool param_grads : {false, true}) {
-    const double ms1 = median_ms([&] {
-      backward_registers<1><<<grid1, kBlockThreads>>>(P, param_grads, x, g_out, grad_x_design, grad_v_init, partials);
-    });
-    row(param_grads ? "backward, registers, 1/thread, sums" : "backward, registers, 1/thread", ms1, 12, same());
-    const double ms4 = median_ms([&] {
-      backward_registers<4><<<grid4, kBlockThreads>>>(P, param_grads, x, g_out, grad_x_design, grad_v_init, partials);
-    });
-    row(param_grads ? "backward, registers, 4/thread, sums" : "backward, registers, 4/thread", ms4, 12, same());
+    const bool s = param_grads;
+    time_design(s ? "minimal, 1/thread, sums" : "minimal, 1/thread", backward_registers<1, 0>, grid1, s);
+    time_design(s ? "minimal, 4/thread, sums" : "minimal, 4/thread", backward_registers<4, 0>, grid4, s);
+    time_design(s ? "  + run-time detach_reset, sums" : "  + run-time detach_reset", backward_registers<4, kRuntimeDetach>,
+           grid4, s);
+    time_design(s ? "  + scalar fallback path, sums" : "  + scalar fallback path", backward_registers<4, kFallback>, grid4,
+           s);
+    time_design(s ? "  + grad_membrane rows, sums" : "  + grad_membrane rows", backward_registers<4, kGradMembrane>, grid4,
+           s);
+    time_design(s ? "  + guarded sums, sums" : "  + guarded sums", backward_registers<4, kGuardedSums>, grid4, s);
+    time_design(s ? "  + all four, sums" : "  + all four", backward_registers<4, 15>, grid4, s);
+    time_design(s ? "  + all four, >= 2 blocks/SM, sums" : "  + all four, >= 2 blocks/SM", backward_registers<4, 15, 2>,
+           grid4, s);
   }
+  std::printf("resources (registers a thread; local memory: spills and stack):\n");
+  print_resources("production backward, >= 2 blocks/SM",
+                  neuron_backward_kernel<float, kC, kR, kS, kG, false, 2>);
+  print_resources("production backward, >= 1 block/SM",
+                  neuron_backward_kernel<float, kC, kR, kS, kG, false, 1>);
+  print_resources("minimal, 4/thread", backward_registers<4, 0>);
+  print_resources("  + run-time detach_reset", backward_registers<4, kRuntimeDetach>);
+  print_resources("  + scalar fallback path", backward_registers<4, kFallback>);
+  print_resources("  + grad_membrane rows", backward_registers<4, kGradMembrane>);
+  print_resources("  + guarded sums", backward_registers<4, kGuardedSums>);
+  print_resources("  + all four", backward_registers<4, 15>);
+  print_resources("  + all four, >= 2 blocks/SM", backward_registers<4, 15, 2>);
   CHECK(cudaDeviceSynchronize());
   return 0;
 }
