@@ -65,14 +65,20 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_equal_one_process(tmp_path):
-    context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=False)
+def _run_two_processes(worker, tmp_path, what):
+    """worker(rank, port, folder) in 2 spawned processes, killed past TIME_LIMIT_S."""
+    context = mp.start_processes(worker, args=(_free_port(), str(tmp_path)), nprocs=2,
+                                 join=False, start_method="spawn")
     deadline = time.monotonic() + TIME_LIMIT_S
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
             for process in context.processes:
                 process.kill()
-            pytest.fail(f"the 2-process run did not finish in {TIME_LIMIT_S} s")
+            pytest.fail(f"the {what} did not finish in {TIME_LIMIT_S} s")
+
+
+def test_two_processes_equal_one_process(tmp_path):
+    _run_two_processes(_worker, tmp_path, "2-process run")
 
     outputs, means = _run(snn.TrLIF(), slice(0, B))         # one process, whole batch
     ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
@@ -165,14 +171,7 @@ def test_atgo_sync_stats_on_cuda_two_processes_equal_one_process(tmp_path):
     from spikegrad.nn import ATGO
     from spikegrad.testing.compare import assert_close
 
-    context = mp.start_processes(_atgo_cuda_worker, args=(_free_port(), str(tmp_path)),
-                                 nprocs=2, join=False, start_method="spawn")
-    deadline = time.monotonic() + TIME_LIMIT_S
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the 2-process CUDA run did not finish in {TIME_LIMIT_S} s")
+    _run_two_processes(_atgo_cuda_worker, tmp_path, "2-process CUDA run")
     ranks = [torch.load(tmp_path / f"atgo-cuda-rank{r}.pt") for r in range(2)]
 
     for batch, features in ATGO_CONFIGS:

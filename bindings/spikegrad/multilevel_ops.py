@@ -192,7 +192,7 @@ def multilevel(x: Tensor, *, decay=0.25, theta_p: float = 1.0, theta_n: float = 
     T = x.shape[0]
     neuron_shape = x.shape[1:]
     N = x[0].numel()
-    decay_t = _parameter(decay, "decay", x)
+    decay_t = _parameter(decay, "decay", x, host=True)
     a_t = _parameter(a, "a", x, per_step=True, positive=True)
     v_init_t = _initial_membrane(v_init, x)
 

@@ -204,13 +204,14 @@ register_neuron_kernels(neuron_forward, neuron_backward)  # CUDA (_cuda_ops.py)
 # the registered ops, which those need. Tests hold the two paths to the same bits.
 # ---------------------------------------------------------------------------------------
 
-def _forward_kernel(x: Tensor):
-    return _neuron_forward_cuda if x.is_cuda else _neuron_forward_cpu
+def _forward_kernel(x, *args):
+    """spikegrad::neuron_forward's kernel for x's device, called directly."""
+    return (_neuron_forward_cuda if x.is_cuda else _neuron_forward_cpu)(x, *args)
 
 
-def _backward_kernel(*args, **kwargs):
-    x = args[0]
-    return (_neuron_backward_cuda if x.is_cuda else _neuron_backward_cpu)(*args, **kwargs)
+def _backward_kernel(x, *args, **kwargs):
+    """spikegrad::neuron_backward's kernel for x's device, called directly."""
+    return (_neuron_backward_cuda if x.is_cuda else _neuron_backward_cpu)(x, *args, **kwargs)
 
 
 class _NeuronFunction(torch.autograd.Function):
@@ -219,7 +220,7 @@ class _NeuronFunction(torch.autograd.Function):
     # runs under functorch transforms, which are what need setup_context
     @staticmethod
     def forward(ctx, x, *args):
-        outputs = _forward_kernel(x)(x, *args)
+        outputs = _forward_kernel(x, *args)
         _setup_context(ctx, (x,) + args, outputs)
         return outputs
 
@@ -248,9 +249,10 @@ def _run_neuron_forward(*args):
 # The public function: every user-facing check, then the op.
 # ---------------------------------------------------------------------------------------
 
-def _parameter(value, name, x, *, per_step=False, scale=None, positive=False):
+def _parameter(value, name, x, *, per_step=False, scale=None, positive=False, host=False):
     """A float or tensor parameter as a tensor of x's dtype and device: 0-d, or [T] where
-    per_step allows it."""
+    per_step allows it. host: a number becomes a CPU scalar (the decay, which the CUDA
+    launchers read on the host without a copy from the device, which would synchronize)."""
     T = x.shape[0]
     if isinstance(value, Tensor):
         value = _check_tensor(value, name, x)   # float16/bfloat16 x: cast to float32
@@ -263,9 +265,7 @@ def _parameter(value, name, x, *, per_step=False, scale=None, positive=False):
         raise ValueError(f"{name} must be {allowed} (T = {T}), got shape "
                          f"{tuple(value.shape)}")
     number = check_number(name, value, scale=scale, positive=positive)
-    if not per_step and name == "decay":
-        # a fixed decay stays on the CPU: the CUDA launchers read it on the host without a
-        # copy from the device (which would synchronize the stream)
+    if host:
         return torch.tensor(number, dtype=state_dtype(x.dtype))
     # torch.full launches a fill on x's device; torch.tensor(number, device=...) would copy
     # from the host and synchronize the stream. Per-step parameters come out [T] and
@@ -338,7 +338,7 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
     T = x.shape[0]
     neuron_shape = x.shape[1:]
     N = x[0].numel()
-    decay_t = _parameter(decay, "decay", x)
+    decay_t = _parameter(decay, "decay", x, host=True)
     threshold_t = _parameter(threshold, "threshold", x, per_step=True, scale=scale)
     sg_param_t = _parameter(sg_param, "sg_param", x, per_step=True, positive=True)
     # None stays None: the kernel starts from zeros without an [N] array to read; so does the

@@ -32,8 +32,6 @@ inline constexpr int kPerThread = kStatBlock / 32;  // neurons per thread: 16
 inline constexpr int kStatThreads = 256;            // 8 warps: 8 neuron blocks per CUDA block
 inline constexpr int kBlocksPerCta = kStatThreads / 32;
 static_assert(kStatBlock % 32 == 0 && 32 % kLanes == 0, "a warp's threads hold whole lane positions");
-static_assert(spikegrad::kOrderedSumLanes == kBlockThreads,
-              "the combine kernel runs ordered_sum's 256 lanes as the threads of one block");
 
 inline unsigned stat_grid_size(int64_t num_neuron_blocks) {
   return grid_size((num_neuron_blocks + kBlocksPerCta - 1) / kBlocksPerCta, "adaptive_forward");
@@ -141,23 +139,11 @@ __global__ void __launch_bounds__(kStatThreads)
   if (k == 0 && W.nb > 0) block_sums[W.b] = sum;
 }
 
-// combine_block_sums of the CPU (ordered_sum) with one block of kBlockThreads threads: thread k runs
-// lane k's chain (ordered_sum_lane, the CPU's own source), then block_sum's shuffle trees (common.cuh,
-// the order of ordered_sum_trees: offsets 16, 8, 4, 2, 1 per warp, then over the 8 warps' totals
-// with zeros past them). Thread 0 returns the total. Every thread must call it, once per kernel.
-__device__ __forceinline__ double combine_block_sums_on_block(const double* __restrict__ block_sums,
-                                                              int64_t num_blocks) {
-  __shared__ double warp_totals[kWarps];
-  double total[1] = {spikegrad::ordered_sum_lane(block_sums, num_blocks, static_cast<int>(threadIdx.x))};
-  block_sum(total, warp_totals);
-  return total[0];
-}
-
 // Step 2: mean[t] = layer_mean(sum of h[t], N).
 __global__ void __launch_bounds__(kBlockThreads)
     adaptive_mean_kernel(const double* __restrict__ block_sums, int64_t num_blocks, int64_t N,
                          double* __restrict__ mean_t) {
-  const double sum = combine_block_sums_on_block(block_sums, num_blocks);
+  const double sum = block_ordered_sum(block_sums, num_blocks);
   if (threadIdx.x == 0) *mean_t = spikegrad::layer_mean(sum, N);
 }
 
@@ -190,7 +176,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     adaptive_step_kernel(const double* __restrict__ block_sums, int64_t num_blocks, AdaptiveParams<real> P,
                          const real* __restrict__ decay_device, int64_t t, const double* __restrict__ mean_t, double* __restrict__ std_t, real* __restrict__ threshold,
                          real* __restrict__ sg_param) {
-  const double sum_squares = combine_block_sums_on_block(block_sums, num_blocks);
+  const double sum_squares = block_ordered_sum(block_sums, num_blocks);
   if (threadIdx.x == 0) {
     if (decay_device != nullptr) {  // the estimated threshold uses lam
       P.decay = *decay_device;

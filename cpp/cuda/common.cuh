@@ -7,7 +7,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <cassert>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +15,7 @@
 #include <type_traits>
 
 #include "spikegrad/cuda.hpp"
+#include "spikegrad/portable.hpp"  // ordered_sum_lane
 
 #if defined(NDEBUG) && defined(__GNUC__)
 // glibc's <assert.h> declares its assertion handler only without NDEBUG; CUDA implements it on the
@@ -131,7 +131,7 @@ __device__ __forceinline__ void store(void* p, int64_t i, real value, Storage st
 }
 
 // ---------------------------------------------------------------------------------------------
-// Vectors of neurons: a forward thread handles kVector<real> consecutive neurons, so that each row
+// Vectors of neurons: a thread handles kVector<real> consecutive neurons, so that each row
 // access is one 16-byte load or store (8 bytes for float16/bfloat16 storage): the loads a thread
 // has in flight carry four times the bytes, which HBM needs to reach its bandwidth. Each neuron
 // still runs the same per-neuron code, so the bits do not change. The vector path needs N to be
@@ -147,6 +147,19 @@ template <typename real>
 inline bool is_vector_aligned(const void* p, Storage storage) {
   const std::size_t element = std::is_same_v<real, double> ? 8 : (storage == Storage::Native ? 4 : 2);
   return reinterpret_cast<std::uintptr_t>(p) % (element * static_cast<std::size_t>(kVector<real>)) == 0;
+}
+
+// Whether a launch over N neurons takes the vector path: N a multiple of kVector<real> and every
+// [T, N] or [N] array of the launch (nullptr: absent) on a vector boundary.
+template <typename real, typename... Arrays>
+inline bool vector_path(int64_t N, Storage storage, const Arrays*... arrays) {
+  return N % kVector<real> == 0 && (is_vector_aligned<real>(arrays, storage) && ...);
+}
+
+// The grid of a launch with kVector<real> neurons per thread.
+template <typename real>
+inline int64_t vector_blocks(int64_t N) {
+  return num_blocks((N + kVector<real> - 1) / kVector<real>);
 }
 
 // out[j] = p[i + j] for j < kVector<real>, i a multiple of kVector<real>, as the state dtype.
@@ -300,18 +313,24 @@ __device__ __forceinline__ void block_sums_of_steps(int steps, double* shared, W
   __syncthreads();  // the next chunk reuses `shared`
 }
 
-// The second stage: out[j] = the sum over blocks b of partials[j * num_partials + b], for
-// j < num_values, one CUDA block per j; thread k adds partials k, k + kBlockThreads, ... in
-// order, then block_sum. destination(j) maps j to its output address.
+// The canonical float64 sum of values[0..M) (spikegrad::ordered_sum, portable.hpp) by one block:
+// thread k runs lane k's chain (ordered_sum_lane, the host's own source), then block_sum's trees,
+// which are ordered_sum_trees. Thread 0 receives the total. Every thread of the block calls it.
+static_assert(spikegrad::kOrderedSumLanes == kBlockThreads, "ordered_sum's lanes are one block's threads");
+__device__ __forceinline__ double block_ordered_sum(const double* __restrict__ values, int64_t M) {
+  __shared__ double warp_totals[kWarps];
+  double total[1] = {spikegrad::ordered_sum_lane(values, M, static_cast<int>(threadIdx.x))};
+  block_sum(total, warp_totals);
+  return total[0];
+}
+
+// The second stage: out[j] = the canonical sum over blocks b of partials[j * num_partials + b],
+// for j < num_values, one CUDA block per j. destination(j) maps j to its output address.
 template <typename Destination>
 __global__ void __launch_bounds__(kBlockThreads)
     sum_partials_kernel(const double* __restrict__ partials, int64_t num_partials, Destination destination) {
-  __shared__ double shared[kWarps];
-  const double* row = partials + static_cast<int64_t>(blockIdx.x) * num_partials;
-  double total[1] = {0.0};
-  for (int64_t b = threadIdx.x; b < num_partials; b += kBlockThreads) total[0] += row[b];
-  block_sum(total, shared);
-  if (threadIdx.x == 0) *destination(static_cast<int64_t>(blockIdx.x)) = total[0];
+  const double total = block_ordered_sum(partials + static_cast<int64_t>(blockIdx.x) * num_partials, num_partials);
+  if (threadIdx.x == 0) *destination(static_cast<int64_t>(blockIdx.x)) = total;
 }
 
 template <typename Destination>

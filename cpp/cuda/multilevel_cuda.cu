@@ -11,9 +11,15 @@ namespace detail {
 
 using spikegrad::detail::LevelParams;
 
-// a[t], t < T, checked as validate_multilevel_params does on the CPU (finite and > 0); one thread.
+// The start of every CF kernel: lam from the device scalar of a learnable decay (when given), then
+// thread 0 of block 0 checks a[t], t < T, as validate_multilevel_params does on the CPU (finite
+// and > 0), and the decay.
 template <typename real>
-__device__ inline void check_level_a(const real* a, int64_t T) {
+__device__ __forceinline__ void resolve_level_parameters(LevelParams<real>& L, const real* decay_device,
+                                                         const real* a, int64_t T) {
+  if (decay_device != nullptr) L.decay = *decay_device;
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  check_decay(L.decay);
   for (int64_t t = 0; t < T; ++t) {
     const real value = a[t];
     if (!(value > 0 && isfinite(value))) {
@@ -31,11 +37,7 @@ __global__ void __launch_bounds__(kBlockThreads)
                               bool vector, const void* __restrict__ x, void* __restrict__ output,
                               void* __restrict__ membrane, void* __restrict__ v_last) {
   constexpr int V = kVector<real>;  // neurons per thread, as neuron_forward_kernel
-  if (decay_device != nullptr) L.decay = *decay_device;
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    check_decay(L.decay);
-    check_level_a(a, T);
-  }
+  resolve_level_parameters(L, decay_device, a, T);
   const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x) * V;
   if (first >= N) return;
   real v[V];
@@ -83,11 +85,7 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t num_blocks = gridDim.x;
   const int64_t num_chunks = (T + kChunkSteps - 1) / kChunkSteps;
   const real zero = static_cast<real>(0);
-  if (decay_device != nullptr) L.decay = *decay_device;
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    check_decay(L.decay);
-    check_level_a(a, T);
-  }
+  resolve_level_parameters(L, decay_device, a, T);
 
   real v = active ? v_init[n] : zero;
   if (active) {
@@ -165,9 +163,9 @@ struct MultilevelGradients {
   __device__ double* operator()(int64_t j) const { return j == 0 ? grad_decay : grad_a + (j - 1); }
 };
 
-// Checks the host arguments like validate_multilevel_params and returns the level parameters. The
-// values of the device array a are checked by the kernels (check_level_a): reading them here
-// would synchronize the stream.
+// Checks the host arguments (validate_multilevel_shape of the CPU) and returns the level
+// parameters. The values of the device array a (and of a device decay) are checked by the kernels
+// (resolve_level_parameters): reading them here would synchronize the stream.
 template <typename real>
 LevelParams<real> checked_level_params(const MultilevelDeviceParams& device) {
   MultilevelParams<real> P;
@@ -180,13 +178,8 @@ LevelParams<real> checked_level_params(const MultilevelDeviceParams& device) {
   P.k_p = device.k_p;
   P.k_n = device.k_n;
   P.v_init = static_cast<const real*>(device.v_init);
-  if (device.a == nullptr) throw std::invalid_argument("a must not be null");
-  // validate_multilevel_params reads a[t] for t < T: hand it a host stand-in of valid values, so
-  // that the host checks stay written once (in multilevel_cpu.hpp)
-  const real valid_a[1] = {static_cast<real>(1)};
-  P.a = valid_a;
-  if (P.T >= 1) P.T = 1;  // the stand-in's length (T < 1 stays, for its error message)
-  validate_multilevel_params(P);
+  P.a = static_cast<const real*>(device.a);
+  validate_multilevel_shape(P);
   return {P.decay, P.theta_p, P.theta_n, P.k_p, P.k_n,
           spikegrad::detail::span_bounds(P.theta_p, P.theta_n, P.k_p, P.k_n)};
 }
@@ -213,10 +206,8 @@ void multilevel_forward_typed(const MultilevelOptions& options, DType dtype, con
   if (output == nullptr) throw std::invalid_argument("output must not be null");
   if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
   const Storage storage = storage_of(dtype);
-  const bool vector = device.N % kVector<real> == 0 && is_vector_aligned<real>(x, storage) &&
-                      is_vector_aligned<real>(output, storage) && is_vector_aligned<real>(membrane, storage) &&
-                      is_vector_aligned<real>(v_last, storage);
-  const unsigned grid = grid_size(num_blocks((device.N + kVector<real> - 1) / kVector<real>), "multilevel_forward");
+  const bool vector = vector_path<real>(device.N, storage, x, output, membrane, v_last);
+  const unsigned grid = grid_size(vector_blocks<real>(device.N), "multilevel_forward");
   dispatch_level(options, true, [&](auto surrogate_c, auto smooth_c) {
     multilevel_forward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value>
         <<<grid, kBlockThreads, 0, stream>>>(L, static_cast<const real*>(device.decay_device), device.T, device.N,

@@ -1,13 +1,11 @@
 // cpp/cuda/neuron_cuda.cuh — the single-level neuron (SPEC 1-5) and its BPTT backward (SPEC 8)
-// on the GPU: one thread per neuron, fused over T, each step the CPU's own forward_element /
-// backward_element (neuron_cpu.hpp). Instantiated per state dtype by
+// on the GPU: kVector<real> neurons per thread, fused over T, each step the CPU's own
+// forward_element / backward_element (neuron_cpu.hpp). Instantiated per state dtype by
 // neuron_{forward,backward}_{float,double}.cu (float16 and bfloat16 storage run the float kernels).
 // Test: tests/test_cuda.py (on a GPU).
 #pragma once
 
 #include <algorithm>
-#include <cmath>
-#include <string>
 
 #include "common.cuh"
 #include "spikegrad/neuron_cpu.hpp"
@@ -19,6 +17,17 @@ namespace spikegrad::cuda::detail {
 // chunks of kChunkSteps steps with unrolled loops, so that a chunk's inputs load together.
 // Thread 0 checks threshold and sg_param on the device (common.cuh, check_neuron_parameters).
 
+// The start of every neuron kernel: lam from the device scalar of a learnable decay (when given),
+// then thread 0 of block 0 checks the parameters that live on the device.
+template <typename real, Scale S>
+__device__ __forceinline__ void resolve_neuron_parameters(NeuronParams<real>& P, const real* decay_device) {
+  if (decay_device != nullptr) P.decay = *decay_device;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    check_decay(P.decay);
+    check_neuron_parameters(P.threshold, P.sg_param, P.T, S == Scale::Absolute);
+  }
+}
+
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
 __global__ void __launch_bounds__(kBlockThreads)
     neuron_forward_kernel(NeuronParams<real> P, const real* __restrict__ decay_device, Storage storage, bool vector,
@@ -26,11 +35,7 @@ __global__ void __launch_bounds__(kBlockThreads)
                           void* __restrict__ output, void* __restrict__ membrane, void* __restrict__ v_last) {
   constexpr int V = kVector<real>;
   const int64_t N = P.N, T = P.T;
-  if (decay_device != nullptr) P.decay = *decay_device;
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    check_decay(P.decay);
-    check_neuron_parameters(P.threshold, P.sg_param, T, S == Scale::Absolute);
-  }
+  resolve_neuron_parameters<real, S>(P, decay_device);
   const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x) * V;
   if (first >= N) return;
   real v[V];
@@ -100,11 +105,7 @@ __global__ void __launch_bounds__(kBlockThreads, MinBlocks)
   const int64_t num_blocks = gridDim.x;
   const int64_t num_chunks = (T + kSteps - 1) / kSteps;
   const real zero = static_cast<real>(0);
-  if (decay_device != nullptr) P.decay = *decay_device;
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    check_decay(P.decay);
-    check_neuron_parameters(P.threshold, P.sg_param, T, S == Scale::Absolute);
-  }
+  resolve_neuron_parameters<real, S>(P, decay_device);
   auto exists = [&](int j) { return active && first + j < N; };
 
   real v[V];
@@ -238,24 +239,22 @@ struct NeuronGradients {
   }
 };
 
-// The launch parameters, checked on the host as far as that needs no copy from the device (T, N,
-// decay, the pointers); threshold and sg_param are device arrays, which the kernels check
-// themselves (check_neuron_parameters): reading them here would synchronize the stream.
+// The launch parameters, checked on the host as far as that needs no copy from the device
+// (validate_neuron_shape of the CPU); threshold, sg_param and a device decay are device arrays,
+// which the kernels check themselves (resolve_neuron_parameters): reading them here would
+// synchronize the stream.
 template <typename real>
 NeuronParams<real> launch_params(const NeuronDeviceParams& device) {
   NeuronParams<real> P;
   P.T = device.T;
   P.N = device.N;
-  P.decay = static_cast<real>(device.decay);
+  // a device decay replaces P.decay in the kernels
+  P.decay = device.decay_device != nullptr ? static_cast<real>(0) : static_cast<real>(device.decay);
   P.v_reset = static_cast<real>(device.v_reset);
   P.threshold = static_cast<const real*>(device.threshold);
   P.sg_param = static_cast<const real*>(device.sg_param);
   P.v_init = static_cast<const real*>(device.v_init);
-  if (P.T < 1) throw std::invalid_argument("x must have a time axis with T >= 1, got T = " + std::to_string(P.T));
-  if (P.N < 0) throw std::invalid_argument("x must have N >= 0 neurons, got N = " + std::to_string(P.N));
-  if (P.threshold == nullptr) throw std::invalid_argument("threshold must not be null");
-  if (P.sg_param == nullptr) throw std::invalid_argument("sg_param must not be null");
-  if (device.decay_device == nullptr && std::isnan(P.decay)) throw std::invalid_argument("decay is NaN");
+  validate_neuron_shape(P);
   return P;
 }
 
@@ -296,10 +295,8 @@ void neuron_forward_typed(const NeuronOptions& options, DType dtype, const Neuro
   if (output == nullptr) throw std::invalid_argument("output must not be null");
   if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
   const Storage storage = storage_of(dtype);
-  const bool vector = P.N % kVector<real> == 0 && is_vector_aligned<real>(x, storage) &&
-                      is_vector_aligned<real>(output, storage) && is_vector_aligned<real>(membrane, storage) &&
-                      is_vector_aligned<real>(v_last, storage);
-  const unsigned grid = grid_size(num_blocks((P.N + kVector<real> - 1) / kVector<real>), "neuron_forward");
+  const bool vector = vector_path<real>(P.N, storage, x, output, membrane, v_last);
+  const unsigned grid = grid_size(vector_blocks<real>(P.N), "neuron_forward");
   dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
     constexpr bool smooth = decltype(smooth_c)::value;
     // outside smooth mode the forward never looks at the surrogate: one variant, as on the CPU
@@ -344,13 +341,10 @@ void neuron_backward_typed(const NeuronOptions& options, DType dtype, const Neur
   auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(2 * T + 1, N));
   static_assert(kBackwardChunkSteps<real> == (sizeof(real) == 8 ? 4 : 8), "workspace size (dispatch.cu)");
   const Storage storage = storage_of(dtype);
-  const bool vector = N % kVector<real> == 0 && is_vector_aligned<real>(x, storage) &&
-                      is_vector_aligned<real>(grad_output, storage) &&
-                      is_vector_aligned<real>(grad_membrane, storage) &&
-                      is_vector_aligned<real>(grad_v_last, storage) && is_vector_aligned<real>(grad_x, storage);
+  const bool vector = vector_path<real>(N, storage, x, grad_output, grad_membrane, grad_v_last, grad_x);
   // one block per kBlockThreads * kVector neurons: the partials' rows are that long (the
   // workspace, sized by num_blocks(N), has room to spare)
-  const int64_t blocks = num_blocks((N + kVector<real> - 1) / kVector<real>);
+  const int64_t blocks = vector_blocks<real>(N);
   const NeuronBackwardLaunch<real> launch{P,
                                           static_cast<const real*>(device.decay_device),
                                           options,

@@ -56,9 +56,10 @@ inline std::size_t multilevel_backward_workspace_size(int64_t T, int64_t N) {
   return static_cast<std::size_t>(neuron_num_blocks(N)) * static_cast<std::size_t>(T + 1);
 }
 
-// The checks of pyref/multilevel.py, with the Python argument names.
+// The checks of pyref/multilevel.py that read no parameter array (all a CUDA launcher can make
+// without a copy from the device; its kernels check a[t]), with the Python argument names.
 template <typename real>
-void validate_multilevel_params(const MultilevelParams<real>& P) {
+void validate_multilevel_shape(const MultilevelParams<real>& P) {
   if (P.T < 1) throw std::invalid_argument("x must have a time axis with T >= 1, got T = " + std::to_string(P.T));
   if (P.N < 0) throw std::invalid_argument("x must have N >= 0 neurons, got N = " + std::to_string(P.N));
   if (P.a == nullptr) throw std::invalid_argument("a must not be null");
@@ -74,6 +75,13 @@ void validate_multilevel_params(const MultilevelParams<real>& P) {
     throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
                                 detail::number_string(static_cast<double>(P.theta_n)));
   }
+}
+
+// The checks of pyref/multilevel.py, with the Python argument names: validate_multilevel_shape,
+// then the values of a[t].
+template <typename real>
+void validate_multilevel_params(const MultilevelParams<real>& P) {
+  validate_multilevel_shape(P);
   for (int64_t t = 0; t < P.T; ++t) {
     if (!(std::isfinite(P.a[t]) && P.a[t] > 0)) {
       throw std::invalid_argument("a must be finite and > 0, got " + detail::number_string(static_cast<double>(P.a[t])) +

@@ -62,9 +62,10 @@ inline std::string number_string(double value) {
 }
 }  // namespace detail
 
-// The checks of pyref/neuron.py's _check_parameters, in its order, with the Python argument names.
+// The checks that read no parameter array (T, N, the arrays' presence, decay): all a CUDA launcher
+// can make without a copy from the device (its kernels check the arrays' values).
 template <typename real>
-void validate_neuron_params(const NeuronOptions& options, const NeuronParams<real>& params) {
+void validate_neuron_shape(const NeuronParams<real>& params) {
   if (params.T < 1) {
     throw std::invalid_argument("x must have a time axis with T >= 1, got T = " + std::to_string(params.T));
   }
@@ -72,6 +73,13 @@ void validate_neuron_params(const NeuronOptions& options, const NeuronParams<rea
   if (params.threshold == nullptr) throw std::invalid_argument("threshold must not be null");
   if (params.sg_param == nullptr) throw std::invalid_argument("sg_param must not be null");
   if (std::isnan(params.decay)) throw std::invalid_argument("decay is NaN");
+}
+
+// The checks of pyref/neuron.py's _check_parameters, in its order, with the Python argument names:
+// validate_neuron_shape, then the values of threshold[t] and sg_param[t].
+template <typename real>
+void validate_neuron_params(const NeuronOptions& options, const NeuronParams<real>& params) {
+  validate_neuron_shape(params);
   for (int64_t t = 0; t < params.T; ++t) {
     if (std::isnan(params.threshold[t])) throw std::invalid_argument("threshold contains NaN");
   }
