@@ -233,7 +233,7 @@ void bind_adaptive(py::module_& m) {
         py::arg("sg_param"), py::arg("mean"), py::arg("std"), py::kw_only(), py::arg("charge"), py::arg("reset"),
         py::arg("threshold_mode"), py::arg("f_c"), py::arg("v_th"), py::arg("tgo"), py::arg("tgo_driver"),
         py::arg("width"), py::arg("num_threads") = 0,
-        R"doc(DS-ATGO's training forward (SPEC 2 "AT", SPEC 5 "TGO"), fused over T.
+        R"doc(DS-ATGO's training forward (docs/spec.md §2 "AT", docs/spec.md §5 "TGO"), fused over T.
 
 x: [T, N] input current (N: the whole batch; N >= 2). decay, v_reset: floats (cast to x's dtype).
 v_init: [N], or None for zeros. Writes output: [T, N], membrane: [T, N] (h[t]) unless None, v_last: [N],

@@ -263,7 +263,7 @@ bool has_openmp() {
 #endif
 }
 
-#include "multilevel_bindings.hpp"  // SPEC 6: the CF neuron and the PNB partial sums
+#include "multilevel_bindings.hpp"  // docs/spec.md §6: the CF neuron and the PNB partial sums
 
 int openmp_max_threads() {
 #ifdef _OPENMP
@@ -286,7 +286,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("sg_param"), py::arg("v_init").none(true), py::arg("output"), py::arg("membrane").none(true), py::arg("v_last"),
         py::kw_only(), py::arg("charge"), py::arg("reset"), py::arg("scale"), py::arg("surrogate"),
         py::arg("smooth"), py::arg("num_threads") = 0,
-        R"doc(Run the single-level neuron over T steps (SPEC 1-5), fused over T.
+        R"doc(Run the single-level neuron over T steps (docs/spec.md §1-5), fused over T.
 
 x: [T, N] input current. decay, v_reset: floats (cast to the dtype of x).
 threshold, sg_param: [T]. v_init: [N], or None for zeros.
@@ -303,7 +303,7 @@ num_threads <= 0: OpenMP's default. Bit-identical to spikegrad.ref.forward when 
         py::arg("grad_v_init"), py::kw_only(), py::arg("charge"), py::arg("reset"), py::arg("scale"),
         py::arg("surrogate"), py::arg("smooth"), py::arg("detach_reset"), py::arg("param_grads") = true,
         py::arg("num_threads") = 0,
-        R"doc(BPTT backward of neuron_forward (SPEC 8), recomputing the forward from x.
+        R"doc(BPTT backward of neuron_forward (docs/spec.md §8), recomputing the forward from x.
 
 Same parameters as neuron_forward. grad_output, grad_membrane: [T, N] or None (zero);
 grad_v_last: [N] or None (zero). Writes grad_x: [T, N] and grad_v_init: [N].

@@ -197,7 +197,7 @@ void register_multilevel(py::module_& m) {
         py::arg("theta_n"), py::arg("k_p"), py::arg("k_n"), py::arg("a"), py::arg("v_init"), py::arg("output"),
         py::arg("membrane").none(true), py::arg("v_last"), py::kw_only(), py::arg("surrogate"), py::arg("smooth"),
         py::arg("num_threads") = 0,
-        R"doc(Run the multi-level circulate-firing neuron over T steps (SPEC 6), fused over T.
+        R"doc(Run the multi-level circulate-firing neuron over T steps (docs/spec.md §6), fused over T.
 
 x: [T, N]. decay, theta_p, theta_n: floats (cast to the dtype of x); k_p, k_n: level counts.
 a: [T], the surrogate height (span) or TSG parameter. v_init: [N].
@@ -210,7 +210,7 @@ Bit-identical to spikegrad.ref.multilevel.forward when not smooth.)doc");
         py::arg("grad_x"), py::arg("grad_v_init"), py::kw_only(), py::arg("surrogate"), py::arg("smooth"),
         py::arg("detach_reset"), py::arg("need_grad_decay") = true, py::arg("need_grad_a") = true,
         py::arg("num_threads") = 0,
-        R"doc(BPTT backward of multilevel_forward (SPEC 6, 8), recomputing the forward from x.
+        R"doc(BPTT backward of multilevel_forward (docs/spec.md §6, 8), recomputing the forward from x.
 
 Writes grad_x: [T, N] and grad_v_init: [N]. Returns (grad_decay: float, grad_a: float64 [T]),
 accumulated in float64 in a fixed order (the same bits for any num_threads); each is None
@@ -227,6 +227,6 @@ spikegrad.ref.pnb.sums_backward. Elementwise: the same bits for any num_threads.
         py::kw_only(), py::arg("num_threads") = 0,
         R"doc(The PNB loss's partial sums over one layer's membranes h (any shape, C-contiguous).
 
-Returns float64 [k, 2, 2]: [level-1, sign (0: R+, 1: R-), (sum w, sum h w)] (SPEC 6, seed 002
+Returns float64 [k, 2, 2]: [level-1, sign (0: R+, 1: R-), (sum w, sum h w)] (docs/spec.md §6, seed 002
 Eqs. 18-21), accumulated in float64 in the fixed order of spikegrad.ref.pnb.)doc");
 }

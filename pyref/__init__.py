@@ -1,4 +1,4 @@
-"""spikegrad.ref — the readable NumPy reference of every neuron variant (SPEC.md).
+"""spikegrad.ref — the readable NumPy reference of every neuron variant (docs/spec.md).
 
 Every other backend of spikegrad is tested against this package. Start with
 `formulas.py` (one function per equation), then `neuron.py` (the loop over t and its
@@ -13,5 +13,5 @@ from . import adaptive, mp_init, mpdagl, tdbn  # noqa: E402  (they build on neur
 __all__ = ["formulas", "forward", "backward", "error_scale", "NeuronOptions", "NeuronResult",
            "NeuronGrads", "adaptive", "mp_init", "mpdagl", "tdbn", "multilevel", "pnb"]
 
-# SPEC 6, the multi-level circulate-firing neuron and the PNB loss (seed 002)
+# docs/spec.md §6, the multi-level circulate-firing neuron and the PNB loss (seed 002)
 from . import multilevel, pnb  # noqa: E402

@@ -1,5 +1,5 @@
-"""DS-ATGO (seed 000): the adaptive threshold (SPEC 2, "AT") and the TGO width schedule
-(SPEC 5), forward in NumPy. The backward is spikegrad.ref.backward: theta[t] and the widths
+"""DS-ATGO (seed 000): the adaptive threshold (docs/spec.md §2, "AT") and the TGO width schedule
+(docs/spec.md §5), forward in NumPy. The backward is spikegrad.ref.backward: theta[t] and the widths
 are detached statistics, so once they are known the neuron is an ordinary neuron with
 per-step vectors.
 
@@ -113,7 +113,7 @@ def ordered_sum(terms):
 
 
 # --------------------------------------------------------------------------------------
-# SPEC 2 (AT) and SPEC 5 (TGO): one function per equation, on float64 scalars
+# docs/spec.md §2 (AT) and docs/spec.md §5 (TGO): one function per equation, on float64 scalars
 # --------------------------------------------------------------------------------------
 
 def layer_mean(h):
@@ -144,7 +144,7 @@ def estimated_threshold(lam, f_c, v_th):
 
 
 def tgo_width(k0, driver, v_th):
-    """Paper Eq. 7 (SPEC 5): k_t = k0 * (1 - tanh(V_th - d_t)) for d_t <= V_th, else
+    """Paper Eq. 7 (docs/spec.md §5): k_t = k0 * (1 - tanh(V_th - d_t)) for d_t <= V_th, else
     k0 * (1 + tanh(d_t - V_th)); tanh is odd, so both are k0 * (1 + tanh(d_t - V_th)).
     tanh is portable_tanh, the same bits as the C++ and CUDA kernels."""
     return float(k0) * (1.0 + portable_tanh(float(driver) - float(v_th)))
@@ -282,7 +282,7 @@ def check_adaptive_step(theta, k, mean, std, v_th, t):
 
 
 def update_running_threshold(running, theta, momentum):
-    """SPEC 2: r[t] <- (1 - m) r[t] + m theta[t], in the dtype of `running`, for the T
+    """docs/spec.md §2: r[t] <- (1 - m) r[t] + m theta[t], in the dtype of `running`, for the T
     steps of theta (a window shorter than r updates its first steps)."""
     running = np.array(running, copy=True)
     dtype = running.dtype.type
@@ -321,11 +321,11 @@ def check_adaptive_options(threshold_mode, tgo_driver, f_c, v_th, width):
 def forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", tgo=True,
             tgo_driver="std", width=1.0, v_init=None, charge="mul", reset="hard",
             v_reset=0.0, detach_reset=False) -> AdaptiveResult:
-    """DS-ATGO's training forward over the T steps of x ([T, ...]): SPEC 2 (AT) and 5 (TGO).
+    """DS-ATGO's training forward over the T steps of x ([T, ...]): docs/spec.md §2 (AT) and 5 (TGO).
 
     The threshold of every step comes from h[t] (or the estimated form), the rect
     surrogate's width from the TGO schedule (`tgo=True`) or is `width` (k0) throughout.
-    The scale is absolute and the spike is H(h - theta) (SPEC 9's DS-ATGO preset); charge
+    The scale is absolute and the spike is H(h - theta) (docs/spec.md §9's DS-ATGO preset); charge
     and reset default to the preset's mul / hard to 0.
     """
     options = NeuronOptions(charge, reset, bool(detach_reset), "absolute", "rect", False)

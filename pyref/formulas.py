@@ -1,11 +1,11 @@
-"""The formulas of SPEC.md sections 1-5, one function each, in NumPy.
+"""The formulas of docs/spec.md §1-5, one function each, in NumPy.
 
 Every function works element-wise on arrays (or scalars) of one dtype and evaluates its
 formula in exactly the written order of operations. The C++ kernels
 (`cpp/include/spikegrad/formulas.hpp`) spell the same expressions in the same order, which is
 what makes the forward pass bit-identical across backends: change one, change both.
 
-Names follow SPEC.md: `x` input current, `h` membrane after charging (before reset),
+Names follow docs/spec.md: `x` input current, `h` membrane after charging (before reset),
 `v` membrane after reset, `z` the spike argument, `s` the spike, `o` the output,
 `lam` the leak factor, `theta` the threshold, `p` the surrogate parameter.
 """
@@ -20,7 +20,7 @@ SCALES = ("absolute", "relative", "threshold_robust")
 SURROGATES = ("rect", "triangle", "sigmoid", "atan")
 
 # Width-type parameters widen the window as they grow; sharpness-type ones narrow it.
-# The sign of dF/dp follows (SPEC section 5).
+# The sign of dF/dp follows (docs/spec.md §5).
 WIDTH_SHAPES = ("rect", "triangle")
 SHARPNESS_SHAPES = ("sigmoid", "atan")
 
@@ -30,7 +30,7 @@ SHARPNESS_SHAPES = ("sigmoid", "atan")
 # --------------------------------------------------------------------------------------
 
 def charge(kind, v_prev, x, lam, v_reset):
-    """SPEC 1. `mul` is the iterative LIF of Wu et al. (DS-ATGO, MPD-AGL, CF);
+    """docs/spec.md §1. `mul` is the iterative LIF of Wu et al. (DS-ATGO, MPD-AGL, CF);
     `decay_input` is SpikingJelly's LIF (TrSG default); `no_decay_input` the TrSG option;
     `if` the integrate-and-fire neuron."""
     if kind == "mul":
@@ -45,7 +45,7 @@ def charge(kind, v_prev, x, lam, v_reset):
 
 
 def charge_partials(kind, v_prev, x, lam, v_reset):
-    """SPEC 1, partial derivatives of h: returns (dh/dx, dh/dv_prev, dh/dlam)."""
+    """docs/spec.md §1, partial derivatives of h: returns (dh/dx, dh/dv_prev, dh/dlam)."""
     one = np.ones_like(v_prev)
     if kind == "mul":
         return one, lam * one, v_prev
@@ -63,7 +63,7 @@ def charge_partials(kind, v_prev, x, lam, v_reset):
 # --------------------------------------------------------------------------------------
 
 def spike_argument(scale, h, theta):
-    """SPEC 3, z: `absolute` (AS-SG) is h - theta; `relative` (RS-SG) and
+    """docs/spec.md §3, z: `absolute` (AS-SG) is h - theta; `relative` (RS-SG) and
     `threshold_robust` (TrSG, seed 004 Sec. 5) are h / theta - 1."""
     if scale == "absolute":
         return h - theta
@@ -73,19 +73,19 @@ def spike_argument(scale, h, theta):
 
 
 def spike_argument_partials(scale, h, theta):
-    """SPEC 3: returns (dz/dh, dz/dtheta)."""
+    """docs/spec.md §3: returns (dz/dh, dz/dtheta)."""
     if scale == "absolute":
         return np.ones_like(h), -np.ones_like(h)
     return np.ones_like(h) / theta, -h / (theta * theta)
 
 
 def heaviside(z):
-    """SPEC 0: H(z) = 1 if z >= 0 else 0. The ordered comparison gives H(NaN) = 0."""
+    """docs/spec.md §0: H(z) = 1 if z >= 0 else 0. The ordered comparison gives H(NaN) = 0."""
     return (z >= 0).astype(z.dtype)
 
 
 def output(scale, s, theta):
-    """SPEC 3: the spike itself, or theta * s for the threshold-robust scale (TrSG)."""
+    """docs/spec.md §3: the spike itself, or theta * s for the threshold-robust scale (TrSG)."""
     if scale == "threshold_robust":
         return theta * s
     return s
@@ -96,7 +96,7 @@ def output(scale, s, theta):
 # --------------------------------------------------------------------------------------
 
 def reset(kind, h, s, theta, v_reset):
-    """SPEC 4. `hard` sets the membrane to v_reset, `soft` subtracts the threshold
+    """docs/spec.md §4. `hard` sets the membrane to v_reset, `soft` subtracts the threshold
     (for TrSG this is h - o), `none` keeps it."""
     if kind == "hard":
         return h * (1 - s) + v_reset * s
@@ -108,14 +108,14 @@ def reset(kind, h, s, theta, v_reset):
 
 
 def reset_dv_dh(kind, s):
-    """SPEC 4, dv/dh with the spike held fixed: 1 - s for hard, 1 otherwise."""
+    """docs/spec.md §4, dv/dh with the spike held fixed: 1 - s for hard, 1 otherwise."""
     if kind == "hard":
         return 1 - s
     return np.ones_like(s)
 
 
 def reset_dv_ds(kind, h, theta, v_reset):
-    """SPEC 4, dv/ds (dropped when detach_reset): v_reset - h, -theta, or 0."""
+    """docs/spec.md §4, dv/ds (dropped when detach_reset): v_reset - h, -theta, or 0."""
     if kind == "hard":
         return v_reset - h
     if kind == "soft":
@@ -129,7 +129,7 @@ def reset_dv_ds(kind, h, theta, v_reset):
 
 def rect_derivative(z, p):
     """Rectangle: f'(z; p) = (1/p) * 1(|z| < p/2). p is the width, default 1
-    (DS-ATGO, MPD-AGL, TrSG). The window is open (SPEC 9)."""
+    (DS-ATGO, MPD-AGL, TrSG). The window is open (docs/spec.md §9)."""
     return np.where(np.abs(z) < p / 2, 1 / p, 0).astype(z.dtype)
 
 
@@ -210,17 +210,17 @@ DEFAULT_SG_PARAM = {"rect": 1.0, "triangle": 1.0, "sigmoid": 4.0, "atan": 2.0}
 
 
 def surrogate_derivative(shape, z, p):
-    """SPEC 5: f'(z; p), what replaces dH/dz in the backward pass."""
+    """docs/spec.md §5: f'(z; p), what replaces dH/dz in the backward pass."""
     return _DERIVATIVES[shape](z, p)
 
 
 def surrogate_primitive(shape, z, p):
-    """SPEC 5: F(z; p) with F' = f', F(-inf) = 0, F(+inf) = 1 (used in smooth mode)."""
+    """docs/spec.md §5: F(z; p) with F' = f', F(-inf) = 0, F(+inf) = 1 (used in smooth mode)."""
     return _PRIMITIVES[shape](z, p)
 
 
 def surrogate_param_derivative(shape, z, p):
-    """SPEC 5: dF(z; p)/dp, -(z/p) f' for width-type shapes, +(z/p) f' for sharpness-type."""
+    """docs/spec.md §5: dF(z; p)/dp, -(z/p) f' for width-type shapes, +(z/p) f' for sharpness-type."""
     ratio = z / p
     if shape in WIDTH_SHAPES:
         ratio = -ratio
@@ -235,7 +235,7 @@ LEVEL_SURROGATES = ("span", "tsg")
 
 
 def level(k, theta):
-    """SPEC 6: the k-th level magnitude k * theta, computed in the working precision."""
+    """docs/spec.md §6: the k-th level magnitude k * theta, computed in the working precision."""
     return theta.dtype.type(k) * theta
 
 
@@ -264,7 +264,7 @@ def tsg_primitive(d, a):
 
 
 def tsg_a_derivative(d, a):
-    """dF_a(d)/da = d * (1 - a|d|) * 1(|d| < 1/a) (SPEC 6); the indicator is evaluated as
+    """dF_a(d)/da = d * (1 - a|d|) * 1(|d| < 1/a) (docs/spec.md §6); the indicator is evaluated as
     1 - a|d| > 0, the same rounding as the derivative's support."""
     m = 1 - a * np.abs(d)
     return np.where(m > 0, d * m, 0).astype(d.dtype)

@@ -1,5 +1,5 @@
 """MP-Init (seeds 003/004, Sec. 4.3): start every window from the layer's running mean
-of the membrane, SPEC 7.
+of the membrane, docs/spec.md §7.
 
     count, total = active_membrane_sum(output, v_last)    # one training window
     mu_batch = batch_mean(count, total)
@@ -28,11 +28,11 @@ from . import neuron
 __all__ = ["DEFAULT_MOMENTUM", "active_mask", "per_sample_sums", "active_membrane_sum",
            "batch_mean", "update_running_mean", "trlif_forward"]
 
-DEFAULT_MOMENTUM = 0.1   # the released code's m (SPEC 7)
+DEFAULT_MOMENTUM = 0.1   # the released code's m (docs/spec.md §7)
 
 
 def active_mask(output):
-    """SPEC 7: a neuron is active if it emitted a nonzero output at any step. output [T, B, ...]
+    """docs/spec.md §7: a neuron is active if it emitted a nonzero output at any step. output [T, B, ...]
     -> bool [B, ...]."""
     return (np.asarray(output) != 0).any(axis=0)
 
@@ -56,12 +56,12 @@ def active_membrane_sum(output, v_last):
 
 
 def batch_mean(count, total):
-    """SPEC 7: mu_batch = sum(active * v[T-1]) / max(sum(active), 1)."""
+    """docs/spec.md §7: mu_batch = sum(active * v[T-1]) / max(sum(active), 1)."""
     return total / max(count, 1.0)
 
 
 def update_running_mean(running_mean, mu_batch, momentum=DEFAULT_MOMENTUM):
-    """SPEC 7: mu <- (1 - m) mu + m mu_batch, in float64 (the released code's coefficients;
+    """docs/spec.md §7: mu <- (1 - m) mu + m mu_batch, in float64 (the released code's coefficients;
     the paper's Algorithm 1 writes them the other way round)."""
     return (1 - momentum) * float(running_mean) + momentum * float(mu_batch)
 
@@ -75,7 +75,7 @@ def trlif_forward(x, *, decay, threshold, running_mean=0.0, training=True,
     lam = 1/tau and `threshold` theta, both already in x's dtype (the values the layer
     computed from its parameters w and k). Returns
     (NeuronResult, new running mean): the running mean moves only in training with
-    mp_init (SPEC 7), and the membrane starts from it (rounded to x's dtype) only with
+    mp_init (docs/spec.md §7), and the membrane starts from it (rounded to x's dtype) only with
     mp_init; otherwise from 0."""
     x = np.asarray(x)
     dtype = x.dtype.type

@@ -5,7 +5,7 @@
 
 The neuron is the iterative LIF of Wu et al. (seed 001 Eqs. 1-3: `mul` charge, hard reset
 to 0, absolute scale) with the rectangular surrogate of Eq. 4, whose width kappa changes
-with the step (SPEC 5, "MPD-AGL"):
+with the step (docs/spec.md §5, "MPD-AGL"):
 
     kappa[0]      = 2 * gbar * V_th                              (Eq. 7, t = 1)
     kappa[t >= 1] = 2 * sqrt(1 + lam^2) * gbar * V_th            (Eq. 7, t > 1; Theorem 2)
@@ -13,7 +13,7 @@ with the step (SPEC 5, "MPD-AGL"):
 gbar is the mean of the preceding tdBN layer's affine weights (Theorem 1), lam the leak
 (detached: the width carries no gradient to it). The paper prints the square root around
 gbar * V_th as well; the released code and Theorem 2 put only 1 + lam^2 under it, and so
-do we (SPEC 5).
+do we (docs/spec.md §5).
 """
 
 from __future__ import annotations

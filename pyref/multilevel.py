@@ -1,13 +1,13 @@
-"""The multi-level circulate-firing (CF) neuron of SPEC.md section 6 (seed 002), forward and
+"""The multi-level circulate-firing (CF) neuron of docs/spec.md section 6 (seed 002), forward and
 BPTT backward.
 
     result = forward(x, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2,
                      surrogate="tsg", a=1.0, ...)                         # x: [T, ...]
     grads = backward(result, grad_output, grad_membrane=None, grad_v_last=None)
 
-Per step t (seed 002, Eqs. 10-13, with SPEC 6's sign conventions):
+Per step t (seed 002, Eqs. 10-13, with docs/spec.md §6's sign conventions):
 
-    h    = lam * v[t-1] + x[t]                              charge (SPEC 1, `mul`)
+    h    = lam * v[t-1] + x[t]                              charge (docs/spec.md §1, `mul`)
     n_p  = sum_{k=1..K_P} 1(h > k theta_P)                   Eq. 12, strict
     n_n  = sum_{k=1..K_N} 1(h < -k theta_N)                  Eq. 13, strict
     o    = n_p - n_n                                         Eq. 11, the signed spike count
@@ -114,10 +114,10 @@ def forward(x, *, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2, surrogate=
     h_all, o_all, v_prev_all = np.empty_like(x), np.empty_like(x), np.empty_like(x)
     for t in range(T):
         v_prev_all[t] = v
-        h = F.charge("mul", v, x[t], lam, dtype(0))                       # SPEC 1
+        h = F.charge("mul", v, x[t], lam, dtype(0))                       # docs/spec.md §1
         n_p, n_n = level_counts(options, h, theta_p, theta_n, k_p, k_n, a[t])  # Eqs. 12-13
         o_all[t] = n_p - n_n                                              # Eq. 11
-        v = (h - n_p * theta_p) + n_n * theta_n                           # Eq. 10 (SPEC 6)
+        v = (h - n_p * theta_p) + n_n * theta_n                           # Eq. 10 (docs/spec.md §6)
         h_all[t] = h
 
     return MultilevelResult(
@@ -158,7 +158,7 @@ def level_counts(options, h, theta_p, theta_n, k_p, k_n, a):
 
 def level_surrogates(options, h, theta_p, theta_n, k_p, k_n, a):
     """(sp, sn, a_p, a_n): the summed positive- and negative-level surrogate derivatives
-    (Eq. 14 or Eqs. 15-16) and, for tsg, the summed dF_a/da of each sign (SPEC 6)."""
+    (Eq. 14 or Eqs. 15-16) and, for tsg, the summed dF_a/da of each sign (docs/spec.md §6)."""
     zeros = np.zeros_like(h)
     if options.surrogate == "span":
         lower_p, upper_p, lower_n, upper_n = span_bounds(theta_p, theta_n, k_p, k_n)
@@ -177,7 +177,7 @@ def level_surrogates(options, h, theta_p, theta_n, k_p, k_n, a):
 
 
 def backward(result: MultilevelResult, grad_output, grad_membrane=None, grad_v_last=None):
-    """BPTT (SPEC 6 and 8): walk t from T-1 to 0 with g_v the gradient reaching v[t].
+    """BPTT (docs/spec.md §6 and 8): walk t from T-1 to 0 with g_v the gradient reaching v[t].
 
         do/dh = sp + sn                 dv/dh = 1 - theta_P sp - theta_N sn (1 if detached)
         g_h = (dL/dh + g_v * dv/dh) + dL/do * do/dh
@@ -220,7 +220,7 @@ def backward(result: MultilevelResult, grad_output, grad_membrane=None, grad_v_l
 
 def _a_gradient(r, grad_a):
     """dL/da: for tsg, summed like a was passed; None for span, whose height is a constant
-    (SPEC 6 defines the straight-through rule for the TSG parameter only)."""
+    (docs/spec.md §6 defines the straight-through rule for the TSG parameter only)."""
     if r.options.surrogate == "span":
         return None
     return float(grad_a.sum()) if r.a_is_scalar else grad_a

@@ -1,11 +1,11 @@
-"""The single-level spiking neuron of SPEC.md sections 1-5 and 8, forward and BPTT backward.
+"""The single-level spiking neuron of docs/spec.md §1-5 and 8, forward and BPTT backward.
 
     result = forward(x, charge="mul", decay=0.2, threshold=1.0, ...)   # x: [T, ...]
     grads = backward(result, grad_output, grad_membrane=None, grad_v_last=None)
 
 `forward` runs the explicit loop over t: charge -> fire -> reset, and keeps every
 intermediate in `result` (the "cache" of llm.c's layernorm.py). `backward` walks t in reverse
-with the recursion of SPEC 8. No autograd anywhere: this file is the oracle of every test.
+with the recursion of docs/spec.md §8. No autograd anywhere: this file is the oracle of every test.
 
 Shapes: T = timesteps, and "..." any neuron shape (batch and features). Per-step parameters
 (threshold, sg_param) are length-T vectors; a scalar is broadcast to all steps. All arithmetic
@@ -27,7 +27,7 @@ __all__ = ["NeuronOptions", "NeuronResult", "NeuronGrads", "forward", "backward"
 
 @dataclass(frozen=True)
 class NeuronOptions:
-    """The variant: which formula of each SPEC section. Numbers live in NeuronResult."""
+    """The variant: which formula of each the spec section. Numbers live in NeuronResult."""
 
     charge: str = "mul"
     reset: str = "hard"
@@ -96,7 +96,7 @@ def _per_step(value, T, dtype, name):
 def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=0.0,
             detach_reset=False, scale="absolute", surrogate="rect", sg_param=None,
             v_init=None, smooth=False, return_membrane=True) -> NeuronResult:
-    """Run the neuron over the T steps of x ([T, ...]). See SPEC 1-5.
+    """Run the neuron over the T steps of x ([T, ...]). See docs/spec.md §1-5.
 
     `sg_param` defaults to the shape's usual value (rect 1, triangle 1, sigmoid 4, atan 2).
     `return_membrane` is accepted for symmetry with `spikegrad.neuron`; the reference always
@@ -141,23 +141,23 @@ def run_loop(options: NeuronOptions, x, v, lam, v_reset, theta, p, after_charge=
     v_prev_all = np.empty_like(x)
     for t in range(x.shape[0]):
         v_prev_all[t] = v
-        h = F.charge(opt.charge, v, x[t], lam, v_reset)               # SPEC 1
+        h = F.charge(opt.charge, v, x[t], lam, v_reset)               # docs/spec.md §1
         if after_charge is not None:
-            after_charge(t, h)                                        # e.g. SPEC 2, AT
-        z = F.spike_argument(opt.scale, h, theta[t])                  # SPEC 3
+            after_charge(t, h)                                        # e.g. docs/spec.md §2, AT
+        z = F.spike_argument(opt.scale, h, theta[t])                  # docs/spec.md §3
         if opt.smooth:
-            s = F.surrogate_primitive(opt.surrogate, z, p[t])         # SPEC 5, smooth mode
+            s = F.surrogate_primitive(opt.surrogate, z, p[t])         # docs/spec.md §5, smooth mode
         else:
-            s = F.heaviside(z)                                        # SPEC 3, s = H(z)
-        o_all[t] = F.output(opt.scale, s, theta[t])                   # SPEC 3
-        v = F.reset(opt.reset, h, s, theta[t], v_reset)               # SPEC 4
+            s = F.heaviside(z)                                        # docs/spec.md §3, s = H(z)
+        o_all[t] = F.output(opt.scale, s, theta[t])                   # docs/spec.md §3
+        v = F.reset(opt.reset, h, s, theta[t], v_reset)               # docs/spec.md §4
         h_all[t] = h
         s_all[t] = s
     return dict(output=o_all, membrane=h_all, v_last=v, spike=s_all, v_prev=v_prev_all)
 
 
 def initial_membrane(v_init, neuron_shape, dtype):
-    """v[-1] (SPEC 0): zeros for None, else a scalar broadcast or an array shaped like
+    """v[-1] (docs/spec.md §0): zeros for None, else a scalar broadcast or an array shaped like
     x[0]. Returns (v, the shape v_init was given in, or None)."""
     if v_init is None:
         return np.zeros(neuron_shape, dtype=dtype), None
@@ -195,7 +195,7 @@ def upstream_gradients(result, grad_output, grad_membrane, grad_v_last):
 
 
 def backward(result: NeuronResult, grad_output, grad_membrane=None, grad_v_last=None):
-    """BPTT of SPEC 8: walk t from T-1 to 0 with g_v the gradient reaching v[t].
+    """BPTT of docs/spec.md §8: walk t from T-1 to 0 with g_v the gradient reaching v[t].
 
         g_s = dL/do * do/ds + g_v * dv/ds            (the reset term dropped if detach_reset)
         g_h = dL/dh + g_v * dv/dh + g_s * f'(z) * dz/dh
@@ -224,9 +224,9 @@ def backward(result: NeuronResult, grad_output, grad_membrane=None, grad_v_last=
         surrogate = F.surrogate_derivative(opt.surrogate, z, p)       # f'(z) for dH/dz
 
         do_ds = theta if opt.scale == "threshold_robust" else dtype(1)
-        g_s = g_out[t] * do_ds                                        # SPEC 3
+        g_s = g_out[t] * do_ds                                        # docs/spec.md §3
         if not opt.detach_reset:
-            g_s = g_s + g_v * F.reset_dv_ds(opt.reset, h, theta, r.v_reset)  # SPEC 4
+            g_s = g_s + g_v * F.reset_dv_ds(opt.reset, h, theta, r.v_reset)  # docs/spec.md §4
         g_h = g_mem[t] + g_v * F.reset_dv_dh(opt.reset, s) + g_s * surrogate * dz_dh
 
         # threshold: through z, through o = theta * s (TrSG), through v = h - theta * s
@@ -240,7 +240,7 @@ def backward(result: NeuronResult, grad_output, grad_membrane=None, grad_v_last=
         grad_sg_param[t] = np.sum(g_p, dtype=np.float64)
 
         dh_dx, dh_dv_prev, dh_dlam = F.charge_partials(opt.charge, v_prev, x[t], r.decay,
-                                                       r.v_reset)      # SPEC 1
+                                                       r.v_reset)      # docs/spec.md §1
         grad_x[t] = g_h * dh_dx
         grad_decay += float(np.sum(g_h * dh_dlam, dtype=np.float64))
         g_v = g_h * dh_dv_prev

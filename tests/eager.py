@@ -1,6 +1,6 @@
-"""An independent eager PyTorch transcription of SPEC.md 1-5, differentiated by autograd.
+"""An independent eager PyTorch transcription of docs/spec.md 1-5, differentiated by autograd.
 
-Written from the SPEC tables, not from spikegrad's code: the spike is a custom autograd
+Written from the spec tables, not from spikegrad's code: the spike is a custom autograd
 Function whose backward is the surrogate derivative (and, for the surrogate parameter, the
 straight-through primitive rule dF/dp); `detach_reset` detaches the spike inside the reset,
 as SpikingJelly does. This is the oracle for the non-smooth and detached backward paths,

@@ -1,4 +1,4 @@
-"""DS-ATGO (SPEC 2 "AT", SPEC 5 "TGO", SPEC 9): the reference against SPEC's equations worked
+"""DS-ATGO (docs/spec.md §2 "AT", docs/spec.md §5 "TGO", docs/spec.md §9): the reference against the spec's equations worked
 by hand, the C++ adaptive kernel against the reference (forward bit for bit, backward within
 the bound of spikegrad.testing.compare), the torch layer spikegrad.nn.ATGO against both in
 training and evaluation, its state, its errors, its diagnostics, and data parallelism over
@@ -159,7 +159,7 @@ def test_portable_tanh_is_within_2_ulp_of_tanh():
 
 
 # --------------------------------------------------------------------------------------
-# The reference against SPEC's equations, by hand
+# The reference against the spec's equations, by hand
 # --------------------------------------------------------------------------------------
 
 def test_reference_hand_case_mean_plus_bessel_std():

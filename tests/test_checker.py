@@ -1,7 +1,7 @@
 """spikegrad.testing.assert_neuron_matches: the mutation suite.
 
 `user_neuron` is what a user would write: an eager PyTorch neuron with a custom autograd
-spike, written from SPEC.md's tables. Correct, it passes the checker for several variants;
+spike, written from docs/spec.md's tables. Correct, it passes the checker for several variants;
 with each seeded bug it fails with a message naming the path the bug lives on.
 """
 

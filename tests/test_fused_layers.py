@@ -90,7 +90,7 @@ def test_adaptive_forward_at_threshold_fires_as_the_spec_says():
     theta = _estimated_threshold(0.5, np.float32)
     r = kernels.adaptive_forward(**case, return_membrane=False)
     assert r.threshold[0] == theta
-    # SPEC 3: s = H(h - theta) with H(0) = 1 (formulas.heaviside); the neighbours decide
+    # docs/spec.md §3: s = H(h - theta) with H(0) = 1 (formulas.heaviside); the neighbours decide
     assert r.output[0, :3].tolist() == [1.0, 0.0, 1.0]
 
 

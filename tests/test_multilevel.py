@@ -1,4 +1,4 @@
-"""The multi-level circulate-firing (CF) neuron and the PNB loss (SPEC 6, seed 002), NumPy
+"""The multi-level circulate-firing (CF) neuron and the PNB loss (docs/spec.md §6, seed 002), NumPy
 only: the reference against hand-checked cases and finite differences, the compiled kernels
 against the reference (forward bit for bit, the rest within spikegrad.testing.compare's
 bound), and the PNB loss against a direct transcription of Eqs. 18-22 written here."""
@@ -106,7 +106,7 @@ def test_tsg_derivatives_are_those_of_the_primitive(d, a):
             - F.tsg_primitive(np.array([d]), a - step)[0]) / (2 * step)
     np.testing.assert_allclose(F.tsg_derivative(np.array([d]), a)[0], fd_d, atol=1e-6)
     np.testing.assert_allclose(F.tsg_a_derivative(np.array([d]), a)[0], fd_a, atol=1e-6)
-    # the triangle of SPEC 5 with p = 1/a is the same function
+    # the triangle of docs/spec.md §5 with p = 1/a is the same function
     np.testing.assert_allclose(F.tsg_derivative(np.array([d]), a)[0],
                                F.triangle_derivative(np.array([d]), 1 / a)[0], rtol=1e-12,
                                atol=1e-15)

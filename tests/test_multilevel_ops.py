@@ -1,4 +1,4 @@
-"""The torch ops of SPEC 6 (`spikegrad.multilevel`, `spikegrad.pnb_loss`) and the layer
+"""The torch ops of docs/spec.md §6 (`spikegrad.multilevel`, `spikegrad.pnb_loss`) and the layer
 `spikegrad.nn.CF`: against the reference, gradcheck in smooth mode, opcheck, torch.compile,
 and the user-facing errors."""
 
@@ -250,7 +250,7 @@ def test_cf_layer_diagnostics_by_hand():
 
 
 # ---------------------------------------------------------------------------------------
-# An independent eager transcription of SPEC 6, differentiated by autograd: the oracle for
+# An independent eager transcription of docs/spec.md §6, differentiated by autograd: the oracle for
 # the non-smooth and detached backward paths, which finite differences cannot check.
 # ---------------------------------------------------------------------------------------
 
@@ -270,7 +270,7 @@ class _StraightThrough(torch.autograd.Function):
 
 def eager_multilevel(x, *, decay, theta_p, theta_n, k_p, k_n, surrogate, a, detach_reset,
                      v_init):
-    """x [T, N], decay 0-d, a [T], v_init [N]: SPEC 6 written from the text."""
+    """x [T, N], decay 0-d, a [T], v_init [N]: docs/spec.md §6 written from the text."""
     v = v_init
     outputs, membranes = [], []
     for t in range(x.shape[0]):
@@ -330,7 +330,7 @@ def test_op_backward_matches_independent_autograd_transcription(case, seed):
     out = spikegrad.multilevel(x, decay=decay, a=a, v_init=v_init, return_membrane=True,
                                **levels)
     o_e, h_e, v_e = eager_multilevel(x, decay=decay, a=a, v_init=v_init, **levels)
-    # float64, the same order of operations (SPEC 0): the same spikes, membranes to the bit
+    # float64, the same order of operations (docs/spec.md §0): the same spikes, membranes to the bit
     assert torch.equal(out.output, o_e) and torch.equal(out.membrane, h_e)
     assert torch.equal(out.v_last, v_e)
     actual = torch.autograd.grad(
@@ -347,7 +347,7 @@ def test_op_backward_matches_independent_autograd_transcription(case, seed):
 
 def test_tsg_on_a_single_level_neuron_is_the_triangle_with_p_one_over_a():
     """docs/cf.md: TSG on a plain LIF layer is spikegrad.neuron's triangle with
-    sg_param = 1 / a; autograd through 1/a gives SPEC 6's straight-through a-gradient."""
+    sg_param = 1 / a; autograd through 1/a gives docs/spec.md §6's straight-through a-gradient."""
     torch.manual_seed(3)
     T, N = 3, 40
     x = torch.randn(T, N, dtype=torch.float64) * 1.5 + 0.5
@@ -356,7 +356,7 @@ def test_tsg_on_a_single_level_neuron_is_the_triangle_with_p_one_over_a():
                            surrogate="triangle", sg_param=1 / a, return_membrane=True)
     g_o = torch.randn(T, N, dtype=torch.float64)
     (g_a,) = torch.autograd.grad((out.output * g_o).sum(), a)
-    # the recursion of SPEC 8 by hand (mul charge, soft reset), with SPEC 6's dF_a/da
+    # the recursion of docs/spec.md §8 by hand (mul charge, soft reset), with docs/spec.md §6's dF_a/da
     h = out.membrane.detach().numpy()
     F = ref.formulas
     expected = np.zeros(T)

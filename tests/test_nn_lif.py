@@ -1,4 +1,4 @@
-"""spikegrad.nn.LIF: against the reference (train and eval), SPEC's equations on
+"""spikegrad.nn.LIF: against the reference (train and eval), the spec's equations on
 hand-checked cases, PLIF / learnable-threshold gradients against finite differences,
 state_dict, diagnostics and errors."""
 
@@ -66,7 +66,7 @@ def test_lif_matches_reference(case, training):
 
 
 def test_lif_hand_checked_mul_hard_reset():
-    """SPEC 1, 3, 4 by hand with dyadic numbers: lam = 0.5, theta = 1, one neuron.
+    """docs/spec.md §1, 3, 4 by hand with dyadic numbers: lam = 0.5, theta = 1, one neuron.
     h0 = 0.75 (no spike); h1 = 0.5 * 0.75 + 0.75 = 1.125 (spike, v = 0);
     h2 = 0 + 0.5 = 0.5; h3 = 0.25 + 0.75 = 1.0 (exactly at theta: H(0) = 1)."""
     layer = snn.LIF(decay=0.5, threshold=1.0)

@@ -113,7 +113,7 @@ def test_fires_exactly_at_the_threshold(scale):
 
 
 def test_mp_init_statistic_by_hand():
-    """SPEC 7 on hand-made arrays: active = nonzero output at any step; silent neurons'
+    """docs/spec.md §7 on hand-made arrays: active = nonzero output at any step; silent neurons'
     membranes do not count; an all-silent batch gives mu_batch = 0 / max(0, 1) = 0."""
     output = np.array([[[0, 1, 0]], [[0, 0, 0]]], dtype=np.float32)     # [T=2, B=1, 3]
     v_last = np.array([[5.0, -0.5, 7.0]], dtype=np.float32)

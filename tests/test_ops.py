@@ -1,5 +1,5 @@
 """Layer 3, the torch op `spikegrad.neuron`: against the reference, against an independent
-autograd transcription of SPEC (tests/eager.py), gradcheck, opcheck, torch.compile, and
+autograd transcription of the spec (tests/eager.py), gradcheck, opcheck, torch.compile, and
 the user-facing errors."""
 
 import numpy as np
@@ -86,7 +86,7 @@ def test_op_matches_reference(case, seed):
 
 
 def _eager_sigmoid_underflows(case):
-    """tests/eager.py writes SPEC's sigmoid derivative as it stands, p sg(pz) sg(-pz); past
+    """tests/eager.py writes the spec's sigmoid derivative as it stands, p sg(pz) sg(-pz); past
     |p z| ~ 709 torch.sigmoid(-|p z|) underflows to 0 where the op's p e / (1 + e)^2 keeps the
     subnormal value (e.g. 2.85e-311 against 0 in a sg_param gradient). Such draws compare the
     oracle's underflow, not the op; test_ref_formulas checks that regime of the formula."""

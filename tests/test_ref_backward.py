@@ -1,7 +1,7 @@
 """Layer 1, the reference's hand-written backward against central finite differences.
 
 In smooth mode the forward uses the surrogate's primitive, so the whole forward is
-differentiable and its exact gradient is what the hand-written BPTT must return (SPEC 5):
+differentiable and its exact gradient is what the hand-written BPTT must return (docs/spec.md §5):
 this proves the structure of the backward (reset paths, leak, threshold and surrogate
 parameter gradients). float64, step 1e-6; the finite-difference error is O(step^2) times
 the third derivative, far below the 1e-6 tolerance for the sigmoid and atan primitives used

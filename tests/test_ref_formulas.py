@@ -1,4 +1,4 @@
-"""Layer 1, the reference against itself and against SPEC.md worked by hand."""
+"""Layer 1, the reference against itself and against docs/spec.md worked by hand."""
 
 import math
 
@@ -13,7 +13,7 @@ from spikegrad.ref import formulas as F
 from conftest import examples
 
 
-# ---- surrogates: derivative == finite difference of primitive (SPEC 5) ----------------
+# ---- surrogates: derivative == finite difference of primitive (docs/spec.md §5) ----------------
 
 @pytest.mark.parametrize("shape", F.SURROGATES)
 @settings(max_examples=examples(200))
@@ -57,7 +57,7 @@ def test_primitive_limits_and_midpoint(shape):
 
 
 def test_surrogates_at_their_documented_points():
-    # SPEC 5 table, worked by hand
+    # docs/spec.md §5 table, worked by hand
     z0 = np.array([0.0])
     assert F.rect_derivative(z0, np.float64(1.0))[0] == 1.0
     assert F.rect_derivative(np.array([0.5]), np.float64(1.0))[0] == 0.0   # open window
@@ -72,7 +72,7 @@ def test_heaviside_of_nan_is_zero_and_of_zero_is_one():
         np.testing.assert_array_equal(F.heaviside(z), [0, 1, 1, 0, 1, 0])
 
 
-# ---- the neuron, worked by hand from SPEC 1, 3, 4 -------------------------------------
+# ---- the neuron, worked by hand from docs/spec.md §1, 3, 4 -------------------------------------
 
 def run(x, **kw):
     return ref.forward(np.array(x, dtype=np.float64).reshape(-1, 1), **kw)

@@ -4,7 +4,7 @@
     spikegrad.kernels    the compiled C++ kernels on NumPy arrays (NumPy only)
     spikegrad.neuron     the torch autograd op (needs PyTorch: pip install 'spikegrad[torch]')
 
-The mathematics is SPEC.md; `spikegrad verify` checks the compiled kernels against the
+The mathematics is docs/spec.md; `spikegrad verify` checks the compiled kernels against the
 reference.
 """
 

@@ -1,4 +1,4 @@
-"""`spikegrad verify` rows for DS-ATGO's adaptive-threshold kernel (SPEC 2 "AT", SPEC 5
+"""`spikegrad verify` rows for DS-ATGO's adaptive-threshold kernel (docs/spec.md §2 "AT", docs/spec.md §5
 "TGO"): spikegrad.kernels.adaptive_forward against spikegrad.ref.adaptive.forward, the
 forward (output, membrane, v_last, thresholds, statistics) bit for bit, the TGO widths and
 the backward within the bound of spikegrad.testing.compare. NumPy only."""

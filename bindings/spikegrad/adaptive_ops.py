@@ -1,4 +1,4 @@
-"""The torch op of DS-ATGO's adaptive threshold (SPEC 2 "AT", SPEC 5 "TGO"), and its
+"""The torch op of DS-ATGO's adaptive threshold (docs/spec.md §2 "AT", docs/spec.md §5 "TGO"), and its
 data-parallel twin.
 
     spikegrad::adaptive_forward  (custom_op, the fused C++ kernel adaptive_cpu.hpp)

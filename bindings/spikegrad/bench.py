@@ -53,7 +53,7 @@ QUICK_T = (8,)
 QUICK_N = (2 ** 16, 2 ** 20)
 METHODS = ("spikegrad", "loop", "compile", "spikingjelly", "spikegrad-ATGO", "spikegrad-CF")
 
-# The LIF benchmarked (SPEC 1-5): h = lam v + x, s = H(h - theta), v = h (1 - s) + v_reset s
+# The LIF benchmarked (docs/spec.md §1-5): h = lam v + x, s = H(h - theta), v = h (1 - s) + v_reset s
 DECAY, THRESHOLD, V_RESET, WIDTH = 0.2, 1.0, 0.0, 1.0
 
 
@@ -87,7 +87,7 @@ def _torch():
 
 
 def make_rect_spike():
-    """H(z) forward, the rect surrogate f'(z) = 1(|z| < w/2) / w backward (SPEC 5)."""
+    """H(z) forward, the rect surrogate f'(z) = 1(|z| < w/2) / w backward (docs/spec.md §5)."""
     torch = _torch()
 
     class RectSpike(torch.autograd.Function):
@@ -113,10 +113,10 @@ def make_loop():
         v = torch.full_like(x[0], V_RESET)
         outputs = []
         for t in range(x.shape[0]):
-            h = DECAY * v + x[t]                       # SPEC 1, charge "mul"
-            s = spike(h - THRESHOLD)                   # SPEC 3, absolute scale
+            h = DECAY * v + x[t]                       # docs/spec.md §1, charge "mul"
+            s = spike(h - THRESHOLD)                   # docs/spec.md §3, absolute scale
             outputs.append(s)
-            v = h * (1 - s) + V_RESET * s              # SPEC 4, hard reset
+            v = h * (1 - s) + V_RESET * s              # docs/spec.md §4, hard reset
         return torch.stack(outputs)
 
     return lif_loop

@@ -122,7 +122,7 @@ def cmd_verify(args) -> int:
     print(f"{len(variants) - failures} passed, {failures} failed ({elapsed:.1f} s)")
     failures += _verify_adaptive.verify_adaptive(rng, cases=args.cases,
                                                  failures_only=args.failures_only)
-    from .verify_multilevel import cmd_verify_multilevel   # SPEC 6, the CF neuron
+    from .verify_multilevel import cmd_verify_multilevel   # docs/spec.md §6, the CF neuron
     failures += cmd_verify_multilevel(rng, args.cases, args.failures_only)
     print()
     failures += _verify_layers_in_subprocess(args)

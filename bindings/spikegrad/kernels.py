@@ -135,7 +135,7 @@ def backward(result: KernelResult, grad_output, grad_membrane=None, grad_v_last=
 
 
 # ---------------------------------------------------------------------------------------
-# DS-ATGO: the adaptive-threshold forward (SPEC 2 "AT", SPEC 5 "TGO"); spikegrad.ref.adaptive
+# DS-ATGO: the adaptive-threshold forward (docs/spec.md §2 "AT", docs/spec.md §5 "TGO"); spikegrad.ref.adaptive
 # ---------------------------------------------------------------------------------------
 
 @dataclass
@@ -189,7 +189,7 @@ __all__ += ["adaptive_forward", "AdaptiveKernelResult"]
 
 
 # ---------------------------------------------------------------------------------------
-# SPEC 6: the multi-level circulate-firing neuron and the PNB partial sums (seed 002),
+# docs/spec.md §6: the multi-level circulate-firing neuron and the PNB partial sums (seed 002),
 # with the calling convention of spikegrad.ref.multilevel / spikegrad.ref.pnb.
 # ---------------------------------------------------------------------------------------
 

@@ -294,7 +294,7 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
            v_reset: float = 0.0, detach_reset: bool = False, scale: str = "absolute",
            surrogate: str = "rect", sg_param=None, v_init=None, smooth: bool = False,
            return_membrane: bool = False) -> NeuronOutput:
-    """Run a layer of spiking neurons over the T steps of `x` ([T, ...]), SPEC.md 1-5.
+    """Run a layer of spiking neurons over the T steps of `x` ([T, ...]), docs/spec.md 1-5.
 
     Per step: charge h[t] from v[t-1] and x[t]; fire s[t] = H(z) (or the surrogate's
     primitive in `smooth` mode); output o[t]; reset v[t]. The backward replaces dH/dz by

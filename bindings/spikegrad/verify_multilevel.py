@@ -1,4 +1,4 @@
-"""`spikegrad verify`, the multi-level part (SPEC 6): the CF neuron's kernels and the PNB
+"""`spikegrad verify`, the multi-level part (docs/spec.md §6): the CF neuron's kernels and the PNB
 partial sums against spikegrad.ref. NumPy only; called by spikegrad.cli."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def verify_pnb(rng, cases=2):
 def cmd_verify_multilevel(rng, cases, failures_only) -> int:
     """Print the CF table; return the number of failing rows. Rows start with 'cf '."""
     print()
-    print("circulate-firing neuron (SPEC 6) and PNB partial sums, against spikegrad.ref")
+    print("circulate-firing neuron (docs/spec.md §6) and PNB partial sums, against spikegrad.ref")
     header = (f"{'cf surrogate':<15}{'k_p,k_n':<23}{'forward |diff|':>15}"
               f"{'smooth |diff|':>18}{'backward err/bound':>20}  verdict")
     print(header)

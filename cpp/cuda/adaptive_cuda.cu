@@ -73,8 +73,8 @@ __device__ __forceinline__ double warp_block_sum(const real (&values)[kPerThread
 }
 
 // Step 1 (fire_then_charge_blocks of the CPU): for t > 0, o[t-1] = H(h[t-1] - theta[t-1]) and
-// v = reset(h[t-1], s) (SPEC 3, 4); for t = 0, v = v_init (0 where v_init is null). Then
-// h[t] = charge(v, x[t]) (SPEC 1) and the block's sum of h[t]. h_prev and h may be the same array
+// v = reset(h[t-1], s) (docs/spec.md §3, 4); for t = 0, v = v_init (0 where v_init is null). Then
+// h[t] = charge(v, x[t]) (docs/spec.md §1) and the block's sum of h[t]. h_prev and h may be the same array
 // (h[t] over h[t-1] without the membrane): a thread loads all its h_prev[n] before it writes any
 // h[n], and no thread touches another's neurons, so they are not __restrict__.
 template <typename real, Charge C, Reset R>
@@ -201,9 +201,9 @@ __global__ void __launch_bounds__(kBlockThreads)
   if (n >= N) return;
   const real theta = *theta_last;
   const real hn = h[n];
-  const real s = heaviside(spike_argument<Scale::Absolute>(hn, theta));  // SPEC 3, absolute scale
+  const real s = heaviside(spike_argument<Scale::Absolute>(hn, theta));  // docs/spec.md §3, absolute scale
   o[n] = output<Scale::Absolute>(s, theta);
-  v[n] = reset<R>(hn, s, theta, v_reset);  // SPEC 4
+  v[n] = reset<R>(hn, s, theta, v_reset);  // docs/spec.md §4
 }
 
 template <typename real>

@@ -1,4 +1,4 @@
-// cpp/cuda/multilevel_cuda.cu — the multi-level CF neuron (SPEC 6) on the GPU: one thread per
+// cpp/cuda/multilevel_cuda.cu — the multi-level CF neuron (docs/spec.md §6) on the GPU: one thread per
 // neuron, fused over T, each step multilevel_element.hpp (the CPU loops' per-neuron operations);
 // the same chunked recompute and fixed-order float64 reductions as neuron_cuda.cuh.
 // Test: tests/test_cuda.py (on a GPU).

@@ -1,4 +1,4 @@
-// cpp/cuda/neuron_cuda.cuh — the single-level neuron (SPEC 1-5) and its BPTT backward (SPEC 8)
+// cpp/cuda/neuron_cuda.cuh — the single-level neuron (docs/spec.md §1-5) and its BPTT backward (docs/spec.md §8)
 // on the GPU: kVector<real> neurons per thread, fused over T, each step the CPU's own
 // forward_element / backward_element (neuron_cpu.hpp). Instantiated per state dtype by
 // neuron_{forward,backward}_{float,double}.cu (float16 and bfloat16 storage run the float kernels).

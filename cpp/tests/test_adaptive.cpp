@@ -1,5 +1,5 @@
 // test_adaptive.cpp — DS-ATGO's adaptive-threshold kernel (adaptive_cpu.hpp) checked against
-// SPEC 2 and 5 worked by hand, against its own step functions, across thread counts, and its
+// docs/spec.md §2 and 5 worked by hand, against its own step functions, across thread counts, and its
 // argument checks; the canonical combine of the block sums (ordered_sum, portable.hpp) by hand,
 // and portable_tanh against values of the reference (spikegrad.ref.adaptive.portable_tanh). Run: cmake -S . -B build-cpp -DSPIKEGRAD_WERROR=ON && cmake --build build-cpp -j2
 //      && ctest --test-dir build-cpp --output-on-failure

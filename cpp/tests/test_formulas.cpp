@@ -39,7 +39,7 @@ std::string variant(const NeuronOptions& o) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SPEC 5: f' = dF/dz and dF/dp, by central differences in double, away from the kinks.
+// docs/spec.md §5: f' = dF/dz and dF/dp, by central differences in double, away from the kinks.
 // ---------------------------------------------------------------------------------------------
 
 template <Surrogate G>
@@ -66,7 +66,7 @@ void test_surrogate_finite_differences() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SPEC 0: H(z) = (z >= 0), H(NaN) = 0.
+// docs/spec.md §0: H(z) = (z >= 0), H(NaN) = 0.
 // ---------------------------------------------------------------------------------------------
 
 template <typename real>
@@ -132,7 +132,7 @@ void test_trajectory() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SPEC 8 in smooth mode: the hand-written backward equals finite differences of the forward,
+// docs/spec.md §8 in smooth mode: the hand-written backward equals finite differences of the forward,
 // for L = sum(w_o * o) + sum(w_h * h) + sum(w_v * v_last).
 // ---------------------------------------------------------------------------------------------
 

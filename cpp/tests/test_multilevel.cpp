@@ -1,4 +1,4 @@
-// test_multilevel.cpp — the CF neuron and the PNB partial sums (SPEC 6) checked in C++ alone: the
+// test_multilevel.cpp — the CF neuron and the PNB partial sums (docs/spec.md §6) checked in C++ alone: the
 // issue's hand-checked case, the TSG level formulas against finite differences of their primitive,
 // thread-count independence, and the argument checks. tests/test_multilevel.py ties them to NumPy.
 // Run: cmake -S . -B build-cpp -DSPIKEGRAD_WERROR=ON && cmake --build build-cpp -j2

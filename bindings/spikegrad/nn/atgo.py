@@ -3,7 +3,7 @@
     layer = spikegrad.nn.ATGO(decay=0.2, v_th=1.0, f_c=1.0, momentum=0.1)
     out = layer(x)                  # x: [T, B, ...], one whole window from v = 0
 
-Training (SPEC 2 "AT", SPEC 5 "TGO", SPEC 9 preset): mul charge, hard reset to 0, absolute
+Training (docs/spec.md §2 "AT", docs/spec.md §5 "TGO", docs/spec.md §9 preset): mul charge, hard reset to 0, absolute
 scale, rect surrogate. At every step the threshold is f_c * (mean + std) of h[t] over the
 whole layer and batch ("true", default) or f_c * sqrt(1 + lam^2) * V_th ("estimated"); the
 rect width is width * (1 + tanh(d_t - V_th)) with d_t = std(h[t]) (released code, default)
@@ -88,7 +88,7 @@ class ATGO(SpikingLayer):
             if not 0 < decay < 1:
                 raise ValueError(f"decay must be in (0, 1) with learn_decay=True (lam = "
                                  f"sigmoid(w)), got {decay}")
-            # SPEC 1: w = -log(init_a - 1) with lam = 1 / init_a; decay 0.2 gives -log(4)
+            # docs/spec.md §1: w = -log(init_a - 1) with lam = 1 / init_a; decay 0.2 gives -log(4)
             self.w = nn.Parameter(torch.tensor(-math.log(1 / decay - 1)))
         # length T once the first training call fixes T; empty until then
         self.register_buffer("running_threshold", torch.empty(0))
@@ -167,7 +167,7 @@ class ATGO(SpikingLayer):
 
     @torch.no_grad()
     def _update_running_threshold(self, threshold: Tensor) -> None:
-        """SPEC 2: r[t] <- (1 - m) r[t] + m theta[t], in the buffer's dtype. The first
+        """docs/spec.md §2: r[t] <- (1 - m) r[t] + m theta[t], in the buffer's dtype. The first
         training call fixes T (r starts at v_th); a shorter window updates its first steps."""
         T = threshold.shape[0]
         if self.running_threshold.numel() == 0:

@@ -6,7 +6,7 @@ learnable surrogate (TSG) and its membranes kept for the PNB loss.
     loss = ce + 0.25 * spikegrad.pnb_loss([layer.membrane for layer in cf_layers])
 
 With surrogate="tsg", a[t] = s_a * sigmoid(q[t]) + b_a, q initialised so that a = a0
-(SPEC 6: s_a = 2, b_a = 0.5, a0 = 1, hence q0 = -ln 3). With surrogate="span", a is the
+(docs/spec.md §6: s_a = 2, b_a = 0.5, a0 = 1, hence q0 = -ln 3). With surrogate="span", a is the
 fixed height a0 of Eq. 14 and the layer has no parameter.
 
 The membrane is made only on request: keep_membrane=True writes h in the forward (one kernel
@@ -33,7 +33,7 @@ __all__ = ["CF"]
 
 
 class CF(SpikingLayer):
-    """Circulate-firing neurons (SPEC 6). `membrane` is the last forward's pre-reset
+    """Circulate-firing neurons (docs/spec.md §6). `membrane` is the last forward's pre-reset
     membranes h ([T, B, ...], attached to the graph) for spikegrad.pnb_loss: written by the
     forward with keep_membrane=True, else recomputed from the saved input when first read
     (see the module docstring).

@@ -1,4 +1,4 @@
-"""spikegrad.nn.LIF: the generic spiking layer (every option of SPEC 1-5) and its PLIF and
+"""spikegrad.nn.LIF: the generic spiking layer (every option of docs/spec.md §1-5) and its PLIF and
 learnable-threshold variants, on the fused op spikegrad.neuron (one call per window).
 
     layer = LIF(charge="mul", decay=0.2, learn_decay=True)
@@ -20,19 +20,19 @@ __all__ = ["LIF"]
 
 
 class LIF(SpikingLayer):
-    """A layer of spiking neurons, SPEC 1-5, over whole windows [T, B, ...].
+    """A layer of spiking neurons, docs/spec.md §1-5, over whole windows [T, B, ...].
 
     Args:
-        charge: "mul" (h = lam v + x), "decay_input", "no_decay_input" or "if" (SPEC 1).
+        charge: "mul" (h = lam v + x), "decay_input", "no_decay_input" or "if" (docs/spec.md §1).
         decay: the leak lam; in [0, 1], or in (0, 1) with learn_decay.
         learn_decay: PLIF: a parameter `w` with lam = sigmoid(w), initialised so that
             lam = decay (w = -log(1/decay - 1)).
         threshold: theta (any sign for scale="absolute", > 0 otherwise).
         learn_threshold: a parameter `k` with theta = softplus(k), initialised so that
             theta = threshold (which must then be > 0).
-        reset, v_reset, detach_reset: SPEC 4.
-        scale: "absolute", "relative" or "threshold_robust" (SPEC 3).
-        surrogate, sg_param: the surrogate shape and its width or sharpness (SPEC 5).
+        reset, v_reset, detach_reset: docs/spec.md §4.
+        scale: "absolute", "relative" or "threshold_robust" (docs/spec.md §3).
+        surrogate, sg_param: the surrogate shape and its width or sharpness (docs/spec.md §5).
 
     Each call starts from the membrane v_reset (0 for every seed method; SpikingJelly's
     convention) and returns the output o[t]. Attributes `decay` and `threshold` give the

@@ -5,7 +5,7 @@
 
 The iterative LIF of Wu et al. (Eqs. 2-3: mul charge, hard reset to 0, threshold V_th)
 with the rectangular surrogate whose width follows the membrane potential distribution,
-Eq. 7 (SPEC 5): kappa[0] = 2 gbar V_th, kappa[t >= 1] = 2 sqrt(1 + lam^2) gbar V_th, lam
+Eq. 7 (docs/spec.md §5): kappa[0] = 2 gbar V_th, kappa[t >= 1] = 2 sqrt(1 + lam^2) gbar V_th, lam
 detached. The widths are computed on the host (T numbers) and passed to the fused op.
 """
 
@@ -69,7 +69,7 @@ class MPDAGL(SpikingLayer):
         decay = self.decay
         if isinstance(decay, Tensor):
             decay = decay.to(x.dtype)
-            lam = float(decay.detach())    # the value the kernel uses, detached (SPEC 5)
+            lam = float(decay.detach())    # the value the kernel uses, detached (docs/spec.md §5)
         else:
             lam = float(torch.tensor(decay, dtype=x.dtype))
         widths = torch.tensor(self.widths(x.shape[0], lam, gamma_bar), dtype=x.dtype,

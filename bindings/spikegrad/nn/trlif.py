@@ -4,9 +4,9 @@ and the AS-SG / RS-SG baselines of the same paper (docs/trsg.md).
     layer = TrLIF(tau=2.0, threshold=1.0)            # learnable w (lam = 1/tau) and k
     out = layer(x)                                    # x [T, B, ...] -> theta * spikes
 
-The neuron (SPEC 9): `decay_input` charge (or `no_decay_input`), lam = 1/tau = sigmoid(w),
+The neuron (docs/spec.md §9): `decay_input` charge (or `no_decay_input`), lam = 1/tau = sigmoid(w),
 theta = softplus(k), z = h / theta - 1, output theta * s, soft reset v = h - o. MP-Init
-(SPEC 7): every window starts from the buffer `running_mean`, which each training window
+(docs/spec.md §7): every window starts from the buffer `running_mean`, which each training window
 moves towards the mean membrane of the active neurons at the last step. The reduction is the
 reference's (spikegrad.ref.mp_init, fixed order, float64); with `sync_stats=True` the
 per-sample partial sums of every process are gathered over the default torch.distributed
@@ -49,10 +49,10 @@ class TrLIF(SpikingLayer):
         threshold: initial threshold, > 0 (paper 1.0; the released code's default is 2.0).
         decay_input: charge "decay_input" (True) or "no_decay_input" (False).
         scale: "threshold_robust" (TrSG), "absolute" (AS-SG) or "relative" (RS-SG).
-        surrogate, sg_param: SPEC 5 (rect width 1 by default).
+        surrogate, sg_param: docs/spec.md §5 (rect width 1 by default).
         mp_init: start from `running_mean` and update it in training (False: from 0).
         momentum: m of the running-mean update, in [0, 1].
-        detach_reset: SPEC 4 (the released code keeps the gradient).
+        detach_reset: docs/spec.md §4 (the released code keeps the gradient).
         sync_stats: gather the MP-Init statistics over the default process group in
             training (without an initialised group the layer is its own world).
     """
@@ -117,7 +117,7 @@ class TrLIF(SpikingLayer):
 
     @torch.no_grad()
     def _update_running_mean(self, output: Tensor, v_last: Tensor) -> None:
-        """SPEC 7, with the reduction order of spikegrad.ref.mp_init."""
+        """docs/spec.md §7, with the reduction order of spikegrad.ref.mp_init."""
         counts, sums = ref_mp_init.per_sample_sums(output.detach().cpu().numpy(),
                                                    v_last.detach().cpu().numpy())
         if self.sync_stats:

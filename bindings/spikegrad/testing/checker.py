@@ -483,7 +483,7 @@ def _set(option, value):
 def _build_mutations():
     m = []
     # ---- the forward: fire, reset, charge, scale
-    m.append(Mutation("threshold", "fires only for h > theta (strict comparison); SPEC fires "
+    m.append(Mutation("threshold", "fires only for h > theta (strict comparison); the spec fires "
                       "at z >= 0, i.e. h >= theta", "forward", _claims("smooth", False),
                       formulas={"heaviside": _strict_heaviside}))
     m.append(Mutation("reset", "resets v[t] with the previous step's spike s[t-1] (off by "

@@ -1,5 +1,5 @@
-// spikegrad/adaptive_cpu.hpp — DS-ATGO's adaptive threshold (SPEC 2, "AT") and TGO width
-// schedule (SPEC 5) in the fused CPU forward: between charge and fire, one float64 reduction of
+// spikegrad/adaptive_cpu.hpp — DS-ATGO's adaptive threshold (docs/spec.md §2, "AT") and TGO width
+// schedule (docs/spec.md §5) in the fused CPU forward: between charge and fire, one float64 reduction of
 // h[t] over all N neurons sets theta[t] and the surrogate width k_t. The C++ twin of
 // pyref/adaptive.py. Test: tests/test_atgo.py compares it with spikegrad.ref.adaptive.
 //
@@ -44,8 +44,8 @@ inline TgoDriver parse_tgo_driver(std::string_view s) {
 template <typename real>
 struct AdaptiveParams {
   int64_t T = 0, N = 0;
-  real decay = 0;                  // lam (SPEC 1)
-  real v_reset = 0;                // the hard-reset potential (SPEC 4)
+  real decay = 0;                  // lam (docs/spec.md §1)
+  real v_reset = 0;                // the hard-reset potential (docs/spec.md §4)
   const real* v_init = nullptr;    // v[-1], [N]; nullptr: zeros (no [N] array of zeros to read)
   ThresholdMode threshold_mode = ThresholdMode::True;
   double f_c = 1;                  // the threshold's scale factor of Eq. 5
@@ -67,7 +67,7 @@ SPIKEGRAD_HD inline double estimated_threshold(double lam, double f_c, double v_
   return f_c * std::sqrt(1.0 + lam * lam) * v_th;
 }
 
-// Eq. 7 (SPEC 5): k_t = k0 * (1 + tanh(d_t - V_th)), both branches of the paper in one (tanh is odd).
+// Eq. 7 (docs/spec.md §5): k_t = k0 * (1 + tanh(d_t - V_th)), both branches of the paper in one (tanh is odd).
 // tanh is spikegrad's own (portable.hpp): the same bits on the CPU, on CUDA and in pyref.
 SPIKEGRAD_HD inline double tgo_width(double k0, double driver, double v_th) {
   return k0 * (1.0 + detail::portable_tanh(driver - v_th));
@@ -171,7 +171,7 @@ inline double block_sum_squared_deviations(const real* SPIKEGRAD_RESTRICT h, int
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// One block's charge: h = charge(v, x) (SPEC 1). Separate from the fire so that the fused
+// One block's charge: h = charge(v, x) (docs/spec.md §1). Separate from the fire so that the fused
 // forward can write h[t] over h[t-1] in place (the two loops then never alias within one).
 template <typename real, Charge C>
 inline void charge_block(int64_t n, const real* SPIKEGRAD_RESTRICT x, const real* SPIKEGRAD_RESTRICT v,
@@ -179,8 +179,8 @@ inline void charge_block(int64_t n, const real* SPIKEGRAD_RESTRICT x, const real
   for (int64_t i = 0; i < n; ++i) h[i] = charge<C>(v[i], x[i], lam, v_reset);
 }
 
-// One block's fire and reset with the step's threshold: o = H(h - theta) (SPEC 3, absolute
-// scale), v = reset(h, s) (SPEC 4).
+// One block's fire and reset with the step's threshold: o = H(h - theta) (docs/spec.md §3, absolute
+// scale), v = reset(h, s) (docs/spec.md §4).
 template <typename real, Reset R>
 inline void fire_block(int64_t n, const real* SPIKEGRAD_RESTRICT h, real* SPIKEGRAD_RESTRICT v,
                        real* SPIKEGRAD_RESTRICT o, real theta, real v_reset) {

@@ -67,7 +67,7 @@ void neuron_backward(const NeuronOptions& options, DType dtype, const NeuronDevi
                      void* grad_v_init, double* grad_decay, double* grad_threshold, double* grad_sg_param,
                      void* workspace, Stream stream);
 
-// The multi-level CF neuron (SPEC 6). a: [T] and v_init: [N] device arrays in the state dtype.
+// The multi-level CF neuron (docs/spec.md §6). a: [T] and v_init: [N] device arrays in the state dtype.
 struct MultilevelDeviceParams {
   int64_t T = 0, N = 0;
   double decay = 0;
@@ -90,7 +90,7 @@ void multilevel_backward(const MultilevelOptions& options, DType dtype, const Mu
                          void* grad_x, void* grad_v_init, double* grad_decay, double* grad_a, void* workspace,
                          Stream stream);
 
-// PNB partial sums (SPEC 6, Eqs. 18-19) of h: [count], Float32 or Float64. sums: [K][2][2]
+// PNB partial sums (docs/spec.md §6, Eqs. 18-19) of h: [count], Float32 or Float64. sums: [K][2][2]
 // device doubles (as pnb_partial_sums_cpu). workspace: pnb_workspace_bytes.
 std::size_t pnb_workspace_bytes(int64_t count, int K);
 void pnb_partial_sums(DType dtype, const void* h, int64_t count, double theta_p, double theta_n, int K, double* sums,

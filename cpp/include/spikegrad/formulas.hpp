@@ -1,4 +1,4 @@
-// spikegrad/formulas.hpp — the formulas of SPEC sections 1-5, one small inline function each,
+// spikegrad/formulas.hpp — the formulas of docs/spec.md §1-5, one small inline function each,
 // shared by the CPU loops and (later) the CUDA kernels. The C++ twin of pyref/formulas.py.
 // Test: cpp/tests/test_formulas.cpp; tests/ compare the kernels against spikegrad.ref bit for bit.
 //
@@ -7,7 +7,7 @@
 // -ffp-contract=off): that is what makes the forward bit-identical to the NumPy reference.
 // Change a formula here, change it there.
 //
-// Names (SPEC 0): x input current, h membrane after charging, v membrane after reset,
+// Names (docs/spec.md §0): x input current, h membrane after charging, v membrane after reset,
 // z spike argument, s spike, o output, lam leak factor, theta threshold, p surrogate parameter.
 #pragma once
 
@@ -61,7 +61,7 @@ template <typename real>
 SPIKEGRAD_HD constexpr real pi() { return static_cast<real>(3.141592653589793); }
 
 // ---------------------------------------------------------------------------------------------
-// SPEC 1: charge, h[t] from v[t-1] and x[t]
+// docs/spec.md §1: charge, h[t] from v[t-1] and x[t]
 // ---------------------------------------------------------------------------------------------
 
 template <Charge C, typename real>
@@ -83,7 +83,7 @@ struct ChargePartials {
   real dx, dv_prev, dlam;  // dh/dx, dh/dv_prev, dh/dlam
 };
 
-// SPEC 1, the partial derivatives of h.
+// docs/spec.md §1, the partial derivatives of h.
 template <Charge C, typename real>
 SPIKEGRAD_HD inline ChargePartials<real> charge_partials([[maybe_unused]] real v_prev,
                                                          [[maybe_unused]] real x,
@@ -102,7 +102,7 @@ SPIKEGRAD_HD inline ChargePartials<real> charge_partials([[maybe_unused]] real v
 }
 
 // ---------------------------------------------------------------------------------------------
-// SPEC 3: fire and output
+// docs/spec.md §3: fire and output
 // ---------------------------------------------------------------------------------------------
 
 // z: h - theta (absolute, AS-SG) or h / theta - 1 (relative RS-SG, threshold_robust TrSG).
@@ -130,13 +130,13 @@ SPIKEGRAD_HD inline SpikeArgumentPartials<real> spike_argument_partials([[maybe_
   }
 }
 
-// SPEC 0: H(z) = 1 if z >= 0 else 0. The ordered comparison gives H(NaN) = 0.
+// docs/spec.md §0: H(z) = 1 if z >= 0 else 0. The ordered comparison gives H(NaN) = 0.
 template <typename real>
 SPIKEGRAD_HD inline real heaviside(real z) {
   return z >= static_cast<real>(0) ? static_cast<real>(1) : static_cast<real>(0);
 }
 
-// SPEC 3: o = s, or theta * s for the threshold-robust scale (TrSG).
+// docs/spec.md §3: o = s, or theta * s for the threshold-robust scale (TrSG).
 template <Scale S, typename real>
 SPIKEGRAD_HD inline real output(real s, [[maybe_unused]] real theta) {
   if constexpr (S == Scale::ThresholdRobust) {
@@ -146,7 +146,7 @@ SPIKEGRAD_HD inline real output(real s, [[maybe_unused]] real theta) {
   }
 }
 
-// SPEC 3: do/ds, theta for TrSG, 1 otherwise.
+// docs/spec.md §3: do/ds, theta for TrSG, 1 otherwise.
 template <Scale S, typename real>
 SPIKEGRAD_HD inline real output_do_ds([[maybe_unused]] real theta) {
   if constexpr (S == Scale::ThresholdRobust) {
@@ -157,7 +157,7 @@ SPIKEGRAD_HD inline real output_do_ds([[maybe_unused]] real theta) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SPEC 4: reset
+// docs/spec.md §4: reset
 // ---------------------------------------------------------------------------------------------
 
 template <Reset R, typename real>
@@ -196,7 +196,7 @@ SPIKEGRAD_HD inline real reset_dv_ds([[maybe_unused]] real h, [[maybe_unused]] r
 }
 
 // ---------------------------------------------------------------------------------------------
-// SPEC 5: surrogate derivatives f'(z; p) and their primitives F(z; p).
+// docs/spec.md §5: surrogate derivatives f'(z; p) and their primitives F(z; p).
 // Citations and defaults are in pyref/formulas.py, next to the NumPy twin of each formula.
 // ---------------------------------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ SPIKEGRAD_HD inline real surrogate_derivative(real z, real p) {
   const real one = static_cast<real>(1);
   const real zero = static_cast<real>(0);
   if constexpr (G == Surrogate::Rect) {
-    // (1/p) * 1(|z| < p/2); the window is open (SPEC 9).
+    // (1/p) * 1(|z| < p/2); the window is open (docs/spec.md §9).
     return std::fabs(z) < p / static_cast<real>(2) ? one / p : zero;
   } else if constexpr (G == Surrogate::Triangle) {
     // (1/p^2) * max(p - |z|, 0); `m < 0 ? 0 : m` is np.maximum(m, 0), NaN included.
@@ -249,7 +249,7 @@ SPIKEGRAD_HD inline real surrogate_primitive(real z, real p) {
 }
 
 // dF(z; p)/dp: -(z/p) f' for width-type shapes (rect, triangle), +(z/p) f' for
-// sharpness-type shapes (sigmoid, atan). The gradient reaching p[t] (SPEC 5).
+// sharpness-type shapes (sigmoid, atan). The gradient reaching p[t] (docs/spec.md §5).
 template <Surrogate G, typename real>
 SPIKEGRAD_HD inline real surrogate_param_derivative(real z, real p) {
   real ratio = z / p;
@@ -259,7 +259,7 @@ SPIKEGRAD_HD inline real surrogate_param_derivative(real z, real p) {
   return ratio * surrogate_derivative<G>(z, p);
 }
 
-// The spike: s = H(z), or s = F(z; p) in smooth mode (SPEC 3, SPEC 5).
+// The spike: s = H(z), or s = F(z; p) in smooth mode (docs/spec.md §3, docs/spec.md §5).
 template <Surrogate G, bool Smooth, typename real>
 SPIKEGRAD_HD inline real spike(real z, [[maybe_unused]] real p) {
   if constexpr (Smooth) {
@@ -270,7 +270,7 @@ SPIKEGRAD_HD inline real spike(real z, [[maybe_unused]] real p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SPEC 6: the level formulas of the multi-level circulate-firing (CF) neuron (seed 002).
+// docs/spec.md §6: the level formulas of the multi-level circulate-firing (CF) neuron (seed 002).
 // The NumPy twins are at the end of pyref/formulas.py.
 // ---------------------------------------------------------------------------------------------
 

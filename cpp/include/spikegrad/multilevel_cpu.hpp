@@ -1,4 +1,4 @@
-// spikegrad/multilevel_cpu.hpp — the multi-level circulate-firing (CF) neuron of SPEC 6 (seed 002)
+// spikegrad/multilevel_cpu.hpp — the multi-level circulate-firing (CF) neuron of docs/spec.md §6 (seed 002)
 // and its BPTT backward on the CPU: fused over T, OpenMP over fixed-size blocks of neurons.
 // The C++ twin of pyref/multilevel.py. Test: tests/test_multilevel.py compares it with spikegrad.ref.
 #pragma once
@@ -16,7 +16,7 @@
 
 namespace spikegrad {
 
-// The level surrogate (SPEC 6): Eq. 14's rectangle union ("span") or the TSG triangles ("tsg").
+// The level surrogate (docs/spec.md §6): Eq. 14's rectangle union ("span") or the TSG triangles ("tsg").
 enum class LevelSurrogate { Span, Tsg };
 
 inline LevelSurrogate parse_level_surrogate(std::string_view s) {
@@ -43,7 +43,7 @@ inline MultilevelOptions parse_multilevel_options(std::string_view surrogate, bo
 template <typename real>
 struct MultilevelParams {
   int64_t T = 0, N = 0;
-  real decay = 0;               // lam (SPEC 1, `mul` charge)
+  real decay = 0;               // lam (docs/spec.md §1, `mul` charge)
   real theta_p = 1, theta_n = 1;  // level magnitudes, > 0
   int k_p = 2, k_n = 2;         // numbers of positive and negative levels, >= 1
   const real* a = nullptr;      // a[t], [T]: the surrogate height (span) or TSG parameter
@@ -315,7 +315,7 @@ SPIKEGRAD_WIDE_VECTORS inline void multilevel_step_fixed(int64_t n, const real* 
                                   const SpanBounds<real>& span) {
   const real lam = P.decay;
   for (int64_t i = 0; i < n; ++i) {
-    const real h = charge<Charge::Mul>(v[i], x[i], lam, static_cast<real>(0));  // SPEC 1
+    const real h = charge<Charge::Mul>(v[i], x[i], lam, static_cast<real>(0));  // docs/spec.md §1
     real n_p, n_n;
     counts_at<real, G, Smooth, K>(h, L, a, span, n_p, n_n);                      // Eqs. 12-13
     v[i] = multilevel_reset(h, n_p, n_n, P);                                     // Eq. 10
@@ -371,7 +371,7 @@ inline void multilevel_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* S
                             const SpanBounds<real>& span) {
   real h[kNeuronBlock], n_p[kNeuronBlock], n_n[kNeuronBlock];
   if (v_prev_out != nullptr) std::copy(v, v + n, v_prev_out);
-  for (int64_t i = 0; i < n; ++i) h[i] = charge<Charge::Mul>(v[i], x[i], P.decay, static_cast<real>(0));  // SPEC 1
+  for (int64_t i = 0; i < n; ++i) h[i] = charge<Charge::Mul>(v[i], x[i], P.decay, static_cast<real>(0));  // docs/spec.md §1
   level_counts<real, G, Smooth>(n, h, n_p, n_n, P, a, span);                      // Eqs. 12-13
   for (int64_t i = 0; i < n; ++i) v[i] = multilevel_reset(h[i], n_p[i], n_n[i], P);  // Eq. 10
   if (o != nullptr) {
@@ -380,7 +380,7 @@ inline void multilevel_step(int64_t n, const real* SPIKEGRAD_RESTRICT x, real* S
   if (h_out != nullptr) std::copy(h, h + n, h_out);
 }
 
-// One backward step (SPEC 6 and 8), pyref.multilevel.backward's expressions.
+// One backward step (docs/spec.md §6 and 8), pyref.multilevel.backward's expressions.
 // scratch: in v[t-1], out dL/dx[t]. g_v: in dL/dv[t], out dL/dv[t-1]. c_a, c_lam: per-neuron
 // contributions to dL/da[t] and dL/dlam.
 template <typename real, LevelSurrogate G, bool Detach>

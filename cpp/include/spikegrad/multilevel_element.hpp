@@ -1,4 +1,4 @@
-// spikegrad/multilevel_element.hpp — one neuron's step of the multi-level CF neuron (SPEC 6), as
+// spikegrad/multilevel_element.hpp — one neuron's step of the multi-level CF neuron (docs/spec.md §6), as
 // SPIKEGRAD_HD functions for the CUDA kernels (cpp/cuda/multilevel_cuda.cu). Each performs, for its
 // one neuron, exactly the operations of multilevel_cpu.hpp's block loops in the same order (those
 // run level-outer over a block so that they vectorize). Test: tests/test_cuda.py compares the two.
@@ -22,7 +22,7 @@ struct LevelParams {
 template <typename real, LevelSurrogate G, bool Smooth>
 SPIKEGRAD_HD inline real multilevel_element_step(real x, real& v, real& o, const LevelParams<real>& L, real a) {
   const real one = static_cast<real>(1);
-  const real h = charge<Charge::Mul>(v, x, L.decay, static_cast<real>(0));  // SPEC 1
+  const real h = charge<Charge::Mul>(v, x, L.decay, static_cast<real>(0));  // docs/spec.md §1
   real n_p = static_cast<real>(0), n_n = static_cast<real>(0);
   if constexpr (Smooth && G == LevelSurrogate::Span) {
     n_p = a * span_ramp(h, L.span.lower_p, L.span.upper_p);

@@ -1,4 +1,4 @@
-// spikegrad/neuron_cpu.hpp — the single-level neuron (SPEC 1-5) and its BPTT backward (SPEC 8)
+// spikegrad/neuron_cpu.hpp — the single-level neuron (docs/spec.md §1-5) and its BPTT backward (docs/spec.md §8)
 // on the CPU: fused over T, OpenMP over blocks of neurons, the same bits for any thread count.
 // The C++ twin of pyref/neuron.py. Test: cmake -S . -B build-cpp && cmake --build build-cpp -j2
 // && ctest --test-dir build-cpp; tests/ compare it with spikegrad.ref.
@@ -33,8 +33,8 @@ namespace spikegrad {
 template <typename real>
 struct NeuronParams {
   int64_t T = 0, N = 0;
-  real decay = 0;                   // lam, the leak factor (SPEC 1)
-  real v_reset = 0;                 // the hard-reset potential (SPEC 4), also used by the charge
+  real decay = 0;                   // lam, the leak factor (docs/spec.md §1)
+  real v_reset = 0;                 // the hard-reset potential (docs/spec.md §4), also used by the charge
   const real* threshold = nullptr;  // theta[t], [T]
   const real* sg_param = nullptr;   // p[t], [T]
   const real* v_init = nullptr;     // v[-1], [N]; nullptr: zeros
@@ -200,10 +200,10 @@ struct ForwardElement {
 template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
 SPIKEGRAD_HD inline ForwardElement<real> forward_element(real x, real v_prev, real lam, real v_reset, real theta,
                                                          real p) {
-  const real h = charge<C>(v_prev, x, lam, v_reset);   // SPEC 1
-  const real z = spike_argument<S>(h, theta);          // SPEC 3
-  const real s = spike<G, Smooth>(z, p);               // SPEC 3: H(z); SPEC 5: F(z) if smooth
-  return {output<S>(s, theta), h, reset<R>(h, s, theta, v_reset)};  // SPEC 3, SPEC 4
+  const real h = charge<C>(v_prev, x, lam, v_reset);   // docs/spec.md §1
+  const real z = spike_argument<S>(h, theta);          // docs/spec.md §3
+  const real s = spike<G, Smooth>(z, p);               // docs/spec.md §3: H(z); docs/spec.md §5: F(z) if smooth
+  return {output<S>(s, theta), h, reset<R>(h, s, theta, v_reset)};  // docs/spec.md §3, docs/spec.md §4
 }
 
 template <typename real>
@@ -212,7 +212,7 @@ struct BackwardElement {
   real grad_threshold, grad_sg_param, grad_decay;  // this neuron's share of dL/dtheta[t], dL/dp[t], dL/dlam
 };
 
-// backward, one step of SPEC 8 in pyref/neuron.py's expression shapes, rebuilding h, z and s
+// backward, one step of docs/spec.md §8 in pyref/neuron.py's expression shapes, rebuilding h, z and s
 // from v[t-1] and x[t] (the same bits as the forward made). g_v: dL/dv[t].
 // Detach (detach_reset) is a template parameter, chosen once per loop by the caller: a select
 // on a run-time bool inside the loop would keep it from vectorizing.
@@ -225,8 +225,8 @@ SPIKEGRAD_HD inline BackwardElement<real> backward_element(real x, real v_prev, 
   const SpikeArgumentPartials<real> dz = spike_argument_partials<S>(h, theta);
   const real sg = surrogate_derivative<G>(z, p);          // f'(z) in place of dH/dz
 
-  real g_s = g_out * output_do_ds<S>(theta);              // SPEC 3
-  if constexpr (!Detach) g_s = g_s + g_v * reset_dv_ds<R>(h, theta, v_reset);  // SPEC 4
+  real g_s = g_out * output_do_ds<S>(theta);              // docs/spec.md §3
+  if constexpr (!Detach) g_s = g_s + g_v * reset_dv_ds<R>(h, theta, v_reset);  // docs/spec.md §4
   const real g_h = (g_mem + g_v * reset_dv_dh<R>(s)) + (g_s * sg) * dz.dh;
 
   // threshold: through z, through o = theta * s (TrSG), through v = h - theta * s (soft)
@@ -235,7 +235,7 @@ SPIKEGRAD_HD inline BackwardElement<real> backward_element(real x, real v_prev, 
   if constexpr (R == Reset::Soft) g_theta = g_theta - g_v * s;
   const real g_p = g_s * surrogate_param_derivative<G>(z, p);  // straight-through primitive rule
 
-  const ChargePartials<real> dh = charge_partials<C>(v_prev, x, lam, v_reset);  // SPEC 1
+  const ChargePartials<real> dh = charge_partials<C>(v_prev, x, lam, v_reset);  // docs/spec.md §1
   return {g_h * dh.dx, g_h * dh.dv_prev, g_theta, g_p, g_h * dh.dlam};
 }
 

@@ -1,4 +1,4 @@
-// spikegrad/options.hpp — the neuron's option enums (SPEC 1, 3, 4, 5), their string names, and
+// spikegrad/options.hpp — the neuron's option enums (docs/spec.md §1, 3, 4, 5), their string names, and
 // the one place where run-time options become the template parameters of the kernels.
 // Test: cpp/tests/test_formulas.cpp ("invalid options throw").
 #pragma once
@@ -16,18 +16,18 @@ namespace spikegrad {
 // The options. Strings at the Python surface, these enums in C++, template parameters in kernels.
 // ---------------------------------------------------------------------------------------------
 
-enum class Charge { Mul, DecayInput, NoDecayInput, IF };    // SPEC 1: how h[t] is charged
-enum class Reset { Hard, Soft, None };                      // SPEC 4: how v[t] is made from h[t]
-enum class Scale { Absolute, Relative, ThresholdRobust };   // SPEC 3: z and the output o
-enum class Surrogate { Rect, Triangle, Sigmoid, Atan };     // SPEC 5: f'(z; p) and F(z; p)
+enum class Charge { Mul, DecayInput, NoDecayInput, IF };    // docs/spec.md §1: how h[t] is charged
+enum class Reset { Hard, Soft, None };                      // docs/spec.md §4: how v[t] is made from h[t]
+enum class Scale { Absolute, Relative, ThresholdRobust };   // docs/spec.md §3: z and the output o
+enum class Surrogate { Rect, Triangle, Sigmoid, Atan };     // docs/spec.md §5: f'(z; p) and F(z; p)
 
 struct NeuronOptions {
   Charge charge = Charge::Mul;
   Reset reset = Reset::Hard;
   Scale scale = Scale::Absolute;
   Surrogate surrogate = Surrogate::Rect;
-  bool smooth = false;        // forward uses s = F(z) instead of H(z) (SPEC 5, smooth mode)
-  bool detach_reset = false;  // backward only: the s inside the reset is a constant (SPEC 4)
+  bool smooth = false;        // forward uses s = F(z) instead of H(z) (docs/spec.md §5, smooth mode)
+  bool detach_reset = false;  // backward only: the s inside the reset is a constant (docs/spec.md §4)
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // spikegrad/spikegrad.hpp — the one public header of the spikegrad C++ library.
-// Reading order: options.hpp (the variants), formulas.hpp (SPEC 1-5, one function per formula),
-// neuron_cpu.hpp (the fused CPU kernels, SPEC 8),
-// adaptive_cpu.hpp (DS-ATGO's adaptive threshold, SPEC 2 and 5). The NumPy twin of all of it is pyref/.
+// Reading order: options.hpp (the variants), formulas.hpp (docs/spec.md §1-5, one function per formula),
+// neuron_cpu.hpp (the fused CPU kernels, docs/spec.md §8),
+// adaptive_cpu.hpp (DS-ATGO's adaptive threshold, docs/spec.md §2 and 5). The NumPy twin of all of it is pyref/.
 #pragma once
 
 // The API in brief (namespace spikegrad; `real` is float or double; docs/cpp.md in full):
