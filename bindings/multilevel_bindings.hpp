@@ -227,6 +227,6 @@ spikegrad.ref.pnb.sums_backward. Elementwise: the same bits for any num_threads.
         py::kw_only(), py::arg("num_threads") = 0,
         R"doc(The PNB loss's partial sums over one layer's membranes h (any shape, C-contiguous).
 
-Returns float64 [k, 2, 2]: [level-1, sign (0: R+, 1: R-), (sum w, sum h w)] (docs/spec.md §6, seed 002
+Returns float64 [k, 2, 2]: [level-1, sign (0: R+, 1: R-), (sum w, sum h w)] (docs/spec.md §6, the CF paper
 Eqs. 18-21), accumulated in float64 in the fixed order of spikegrad.ref.pnb.)doc");
 }

@@ -13,5 +13,5 @@ from . import adaptive, mp_init, mpdagl, tdbn  # noqa: E402  (they build on neur
 __all__ = ["formulas", "forward", "backward", "error_scale", "NeuronOptions", "NeuronResult",
            "NeuronGrads", "adaptive", "mp_init", "mpdagl", "tdbn", "multilevel", "pnb"]
 
-# docs/spec.md §6, the multi-level circulate-firing neuron and the PNB loss (seed 002)
+# docs/spec.md §6, the multi-level circulate-firing neuron and the PNB loss (the CF paper)
 from . import multilevel, pnb  # noqa: E402

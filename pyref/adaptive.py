@@ -1,4 +1,4 @@
-"""DS-ATGO (seed 000): the adaptive threshold (docs/spec.md §2, "AT") and the TGO width schedule
+"""DS-ATGO: the adaptive threshold (docs/spec.md §2, "AT") and the TGO width schedule
 (docs/spec.md §5), forward in NumPy. The backward is spikegrad.ref.backward: theta[t] and the widths
 are detached statistics, so once they are known the neuron is an ordinary neuron with
 per-step vectors.

@@ -64,7 +64,7 @@ def charge_partials(kind, v_prev, x, lam, v_reset):
 
 def spike_argument(scale, h, theta):
     """docs/spec.md §3, z: `absolute` (AS-SG) is h - theta; `relative` (RS-SG) and
-    `threshold_robust` (TrSG, seed 004 Sec. 5) are h / theta - 1."""
+    `threshold_robust` (TrSG, the MP-Init/TrSG paper's Sec. 5) are h / theta - 1."""
     if scale == "absolute":
         return h - theta
     if scale in ("relative", "threshold_robust"):
@@ -228,7 +228,7 @@ def surrogate_param_derivative(shape, z, p):
 
 
 # --------------------------------------------------------------------------------------
-# Section 6: the level formulas of the multi-level circulate-firing (CF) neuron (seed 002)
+# Section 6: the level formulas of the multi-level circulate-firing (CF) neuron (the CF paper)
 # --------------------------------------------------------------------------------------
 
 LEVEL_SURROGATES = ("span", "tsg")
@@ -240,17 +240,17 @@ def level(k, theta):
 
 
 def above_level(h, level_value):
-    """Seed 002 Eq. 12: 1(h > k theta_P), a strict comparison (NaN gives 0)."""
+    """the CF paper's Eq. 12: 1(h > k theta_P), a strict comparison (NaN gives 0)."""
     return (h > level_value).astype(h.dtype)
 
 
 def below_level(h, level_value):
-    """Seed 002 Eq. 13: 1(h < -k theta_N), with `level_value` = -k theta_N (NaN gives 0)."""
+    """the CF paper's Eq. 13: 1(h < -k theta_N), with `level_value` = -k theta_N (NaN gives 0)."""
     return (h < level_value).astype(h.dtype)
 
 
 def tsg_derivative(d, a):
-    """Seed 002 Eqs. 15-16, one level's PLG triangle: f'_a(d) = max(0, a * (1 - a|d|)),
+    """the CF paper's Eqs. 15-16, one level's PLG triangle: f'_a(d) = max(0, a * (1 - a|d|)),
     d the distance of h from the level. The triangle shape of section 5 with p = 1/a."""
     return np.maximum(a * (1 - a * np.abs(d)), 0).astype(d.dtype)
 
@@ -271,7 +271,7 @@ def tsg_a_derivative(d, a):
 
 
 def span_window(h, lower, upper, a):
-    """Seed 002 Eq. 14, one sign's rectangle: a on the open interval (lower, upper), else 0.
+    """the CF paper's Eq. 14, one sign's rectangle: a on the open interval (lower, upper), else 0.
     Positive levels: (theta_P / 2, (K_P + 1/2) theta_P); negative levels:
     (-(K_N + 1/2) theta_N, -theta_N / 2)."""
     return np.where((lower < h) & (h < upper), a, 0).astype(h.dtype)

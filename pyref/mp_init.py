@@ -1,4 +1,4 @@
-"""MP-Init (seeds 003/004, Sec. 4.3): start every window from the layer's running mean
+"""MP-Init (the MP-Init/TrSG paper, Sec. 4.3): start every window from the layer's running mean
 of the membrane, docs/spec.md §7.
 
     count, total = active_membrane_sum(output, v_last)    # one training window
@@ -69,7 +69,7 @@ def update_running_mean(running_mean, mu_batch, momentum=DEFAULT_MOMENTUM):
 def trlif_forward(x, *, decay, threshold, running_mean=0.0, training=True,
                   momentum=DEFAULT_MOMENTUM, decay_input=True, scale="threshold_robust",
                   surrogate="rect", sg_param=1.0, mp_init=True, detach_reset=False):
-    """One window of the TrLIF layer (seed 004): MP-Init + the threshold-robust neuron.
+    """One window of the TrLIF layer (the MP-Init/TrSG paper): MP-Init + the threshold-robust neuron.
 
     x [T, B, ...] (the batch axis matters: it fixes the reduction order); `decay` is
     lam = 1/tau and `threshold` theta, both already in x's dtype (the values the layer

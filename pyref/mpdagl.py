@@ -1,9 +1,9 @@
-"""MPD-AGL (seed 001): the surrogate width that follows the membrane potential distribution.
+"""MPD-AGL: the surrogate width that follows the membrane potential distribution.
 
     p = surrogate_widths(T, lam, gamma_bar, v_th)      # Eq. 7, the width kappa of each step
     result = forward(x, decay=0.2, v_th=0.5, gamma_bar=1.0)
 
-The neuron is the iterative LIF of Wu et al. (seed 001 Eqs. 1-3: `mul` charge, hard reset
+The neuron is the iterative LIF of Wu et al. (the MPD-AGL paper's Eqs. 1-3: `mul` charge, hard reset
 to 0, absolute scale) with the rectangular surrogate of Eq. 4, whose width kappa changes
 with the step (docs/spec.md §5, "MPD-AGL"):
 
@@ -26,7 +26,7 @@ from . import neuron
 
 __all__ = ["DEFAULT_V_TH", "surrogate_widths", "forward"]
 
-DEFAULT_V_TH = 0.5   # seed 001, Sec. 4.2: "V_th = 0.5 in our work"
+DEFAULT_V_TH = 0.5   # the MPD-AGL paper's Sec. 4.2: "V_th = 0.5 in our work"
 
 
 def surrogate_widths(T, lam, gamma_bar, v_th=DEFAULT_V_TH):

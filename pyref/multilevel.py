@@ -1,11 +1,11 @@
-"""The multi-level circulate-firing (CF) neuron of docs/spec.md section 6 (seed 002), forward and
+"""The multi-level circulate-firing (CF) neuron of docs/spec.md section 6 (the CF paper), forward and
 BPTT backward.
 
     result = forward(x, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2,
                      surrogate="tsg", a=1.0, ...)                         # x: [T, ...]
     grads = backward(result, grad_output, grad_membrane=None, grad_v_last=None)
 
-Per step t (seed 002, Eqs. 10-13, with docs/spec.md §6's sign conventions):
+Per step t (the CF paper's Eqs. 10-13, with docs/spec.md §6's sign conventions):
 
     h    = lam * v[t-1] + x[t]                              charge (docs/spec.md §1, `mul`)
     n_p  = sum_{k=1..K_P} 1(h > k theta_P)                   Eq. 12, strict

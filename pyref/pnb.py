@@ -1,4 +1,4 @@
-"""The positive-negative balanced (PNB) loss of docs/spec.md section 6 (seed 002, Eqs. 18-22).
+"""The positive-negative balanced (PNB) loss of docs/spec.md section 6 (the CF paper's Eqs. 18-22).
 
     sums = partial_sums(h, theta_p=1.0, theta_n=1.0, k=2)        # [K, 2, 2] float64
     value = loss(membranes, theta_p=1.0, theta_n=1.0, k=2, pooled=True)

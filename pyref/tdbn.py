@@ -1,4 +1,4 @@
-"""Threshold-dependent batch normalisation (tdBN, Zheng et al. 2021), as seed 001
+"""Threshold-dependent batch normalisation (tdBN, Zheng et al. 2021), as the MPD-AGL paper
 Eqs. 5-6 write it, in float64 NumPy.
 
     y, mean, var = forward(x, gamma, beta, alpha=1.0, v_th=1.0, eps=1e-5)   # training

@@ -1,4 +1,4 @@
-"""The multi-level circulate-firing (CF) neuron and the PNB loss (docs/spec.md §6, seed 002), NumPy
+"""The multi-level circulate-firing (CF) neuron and the PNB loss (docs/spec.md §6, the CF paper), NumPy
 only: the reference against hand-checked cases and finite differences, the compiled kernels
 against the reference (forward bit for bit, the rest within spikegrad.testing.compare's
 bound), and the PNB loss against a direct transcription of Eqs. 18-22 written here."""
@@ -262,7 +262,7 @@ def test_bad_parameters_raise(bad, error, backend):
 # ---------------------------------------------------------------------------------------
 
 def transcription(hs, theta_p=1.0, theta_n=1.0, K=2, eps=1e-8, pooled=True):
-    """Eqs. 18-22 of seed 002, element by element in Python floats (float64)."""
+    """Eqs. 18-22 of the CF paper, element by element in Python floats (float64)."""
     def region_means(values):
         mu_p, mu_n = [], []
         for k in range(1, K + 1):

@@ -1,4 +1,4 @@
-"""spikegrad.nn.MPDAGL (seed 001) and its width schedule (spikegrad.ref.mpdagl): Eq. 7 by
+"""spikegrad.nn.MPDAGL (the MPD-AGL paper) and its width schedule (spikegrad.ref.mpdagl): Eq. 7 by
 hand, the layer against the reference in train and eval, the PLIF gradient against finite
 differences with the width held fixed (lam is detached in Eq. 7), errors."""
 

@@ -1,4 +1,4 @@
-"""spikegrad.nn.tdBatchNorm against a direct float64 NumPy transcription of seed 001
+"""spikegrad.nn.tdBatchNorm against a direct float64 NumPy transcription of the MPD-AGL paper
 Eqs. 5-6 (spikegrad.ref.tdbn), in training and evaluation, and gamma_bar.
 
 Tolerance: both sides compute in float64 and differ only in the order of the per-channel

@@ -1,4 +1,4 @@
-"""spikegrad.nn.TrLIF (MP-Init + TrSG, seeds 003/004; AS-SG / RS-SG baselines): the layer
+"""spikegrad.nn.TrLIF (MP-Init + TrSG, the MP-Init/TrSG paper; AS-SG / RS-SG baselines): the layer
 against spikegrad.ref.mp_init over consecutive training windows and in eval, MP-Init by
 hand, dL/dw and dL/dk against finite differences, state_dict, errors. The data-parallel test
 is test_nn_ddp.py."""

@@ -45,7 +45,7 @@ class DemoConfig:
     batch_size: int = 64
     lr: float = 2e-3         # Adam
     test_fraction: float = 0.2
-    pnb_weight: float = 0.25     # CF: CE + 0.25 * L_pnb (seed 002, Eq. 23)
+    pnb_weight: float = 0.25     # CF: CE + 0.25 * L_pnb (the CF paper's Eq. 23)
 
     @classmethod
     def quick(cls) -> "DemoConfig":
@@ -186,7 +186,7 @@ def build_network(method: Method, config: DemoConfig):
             return self.readout(s.mean(0))                                  # [B, 10]
 
         def extra_loss(self):
-            """CF: seed 002's PNB loss on the pre-reset membranes of every CF layer."""
+            """CF: the CF paper's PNB loss on the pre-reset membranes of every CF layer."""
             if isinstance(self.spiking[0], CF):
                 from .multilevel_ops import pnb_loss
                 return pnb_loss([layer.membrane for layer in self.spiking])
@@ -325,7 +325,7 @@ def write_markdown(results: dict, path: str) -> None:
 
 
 def write_figures(results: dict, path: str) -> None:
-    """Three panels, like seed 001's Fig. 5 and seed 000's Figs. 8 and 11: test accuracy per
+    """Three panels, like the MPD-AGL paper's Fig. 5 and the DS-ATGO paper's Figs. 8 and 11: test accuracy per
     epoch; firing rate per layer and timestep; gradient-available proportion per layer."""
     import matplotlib
     matplotlib.use("Agg")

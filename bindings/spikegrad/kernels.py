@@ -189,7 +189,7 @@ __all__ += ["adaptive_forward", "AdaptiveKernelResult"]
 
 
 # ---------------------------------------------------------------------------------------
-# docs/spec.md §6: the multi-level circulate-firing neuron and the PNB partial sums (seed 002),
+# docs/spec.md §6: the multi-level circulate-firing neuron and the PNB partial sums (the CF paper),
 # with the calling convention of spikegrad.ref.multilevel / spikegrad.ref.pnb.
 # ---------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The torch ops of docs/spec.md §6 (seed 002): `spikegrad.multilevel` (the circulate-firing
+"""The torch ops of docs/spec.md §6 (the CF paper): `spikegrad.multilevel` (the circulate-firing
 neuron) and `spikegrad.pnb_loss` (the positive-negative balanced loss).
 
     multilevel(x) -> checks -> spikegrad::multilevel_forward   (custom_op, CPU kernel)
@@ -143,7 +143,7 @@ def multilevel(x: Tensor, *, decay=0.25, theta_p: float = 1.0, theta_n: float = 
                k_p: int = 2, k_n: int = 2, surrogate: str = "span", a=1.0,
                detach_reset: bool = False, v_init=None, smooth: bool = False,
                return_membrane: bool = False) -> NeuronOutput:
-    """The multi-level circulate-firing neuron (docs/spec.md §6, seed 002) over the T steps of x.
+    """The multi-level circulate-firing neuron (docs/spec.md §6, the CF paper) over the T steps of x.
 
     Per step: h = decay * v + x[t]; n_p = #{k <= k_p: h > k theta_p},
     n_n = #{k <= k_n: h < -k theta_n}; output o = n_p - n_n (the signed spike count);
@@ -282,7 +282,7 @@ def _pnb_from_sums(sums: Tensor, eps: float) -> Tensor:
 def pnb_loss(membranes: Union[Tensor, Sequence[Tensor]], *, theta_p: float = 1.0,
              theta_n: float = 1.0, k: int = 2, eps: float = 1e-8,
              pooled: bool = True) -> Tensor:
-    """The positive-negative balanced loss (docs/spec.md §6, seed 002 Eqs. 18-22).
+    """The positive-negative balanced loss (docs/spec.md §6, the CF paper's Eqs. 18-22).
 
     Args:
         membranes: the pre-reset membranes h of one CF layer (a tensor, any shape) or a

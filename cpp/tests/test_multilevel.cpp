@@ -27,7 +27,7 @@ void check(bool ok, const std::string& what) {
 
 template <typename real>
 void issue_case() {
-  // theta = 1, K = 2, v_prev = 0 (seed 002 issue): strict comparisons, circulate above K theta
+  // theta = 1, K = 2, v_prev = 0 (the case the CF paper discusses): strict comparisons, circulate above K theta
   const std::vector<real> h = {-3, -2, real(-1.5), -1, real(-0.5), 0, 1, real(1 + 1e-7), 2, real(2.5), 7};
   const std::vector<real> o_expected = {-2, -1, -1, 0, 0, 0, 0, 1, 1, 2, 2};
   std::vector<real> v_expected = {-1, -1, real(-0.5), -1, real(-0.5), 0, 1, 0, 1, real(0.5), 5};

@@ -1,4 +1,4 @@
-"""spikegrad.nn.ATGO — DS-ATGO (seed 000): adaptive threshold + TGO width schedule.
+"""spikegrad.nn.ATGO — DS-ATGO: adaptive threshold + TGO width schedule.
 
     layer = spikegrad.nn.ATGO(decay=0.2, v_th=1.0, f_c=1.0, momentum=0.1)
     out = layer(x)                  # x: [T, B, ...], one whole window from v = 0

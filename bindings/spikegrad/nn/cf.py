@@ -1,4 +1,4 @@
-"""spikegrad.nn.CF — the circulate-firing layer of seed 002 with the time-step-wise
+"""spikegrad.nn.CF — the circulate-firing layer of the CF paper with the time-step-wise
 learnable surrogate (TSG) and its membranes kept for the PNB loss.
 
     cf = spikegrad.nn.CF(T=4, keep_membrane=True)    # surrogate="tsg", learnable q [T]

@@ -1,4 +1,4 @@
-"""spikegrad.nn.MPDAGL: the MPD-AGL layer of seed 001 (docs/mpdagl.md).
+"""spikegrad.nn.MPDAGL: the MPD-AGL layer (docs/mpdagl.md).
 
     bn = tdBatchNorm(C, v_th=0.5); lif = MPDAGL(learn_decay=True)
     out = lif(bn(x), gamma_bar=gamma_bar(bn))      # x [T, B, C, ...]
@@ -25,7 +25,7 @@ __all__ = ["MPDAGL", "mpdagl_widths"]
 
 
 def mpdagl_widths(T: int, lam: float, gamma_bar: float, v_th: float) -> list[float]:
-    """Eq. 7 of seed 001, in float64, left to right (the reference is
+    """Eq. 7 of the MPD-AGL paper, in float64, left to right (the reference is
     spikegrad.ref.mpdagl.surrogate_widths)."""
     first = 2 * gamma_bar * v_th                                   # t = 1
     later = 2 * math.sqrt(1 + lam * lam) * gamma_bar * v_th        # t > 1 (Theorem 2)
@@ -33,7 +33,7 @@ def mpdagl_widths(T: int, lam: float, gamma_bar: float, v_th: float) -> list[flo
 
 
 class MPDAGL(SpikingLayer):
-    """MPD-AGL (seed 001). `decay` lam (0.2; with learn_decay a PLIF parameter `w`,
+    """MPD-AGL. `decay` lam (0.2; with learn_decay a PLIF parameter `w`,
     lam = sigmoid(w), Eq. 8, initialised to lam = decay), `v_th` the threshold (0.5, which
     makes the first width 1 when gbar = 1).
 

@@ -1,5 +1,5 @@
 """spikegrad.nn.tdBatchNorm: threshold-dependent batch norm (Zheng et al. 2021) over time
-and batch, as seed 001 Eqs. 5-6 write it, and `gamma_bar` for MPD-AGL.
+and batch, as the MPD-AGL paper's Eqs. 5-6 write it, and `gamma_bar` for MPD-AGL.
 
     bn = tdBatchNorm(C, alpha=1.0, v_th=0.5)
     y = bn(x)                                 # x [T, B, C, ...]
@@ -67,7 +67,7 @@ class tdBatchNorm(nn.BatchNorm1d):  # noqa: N801 - the name the seeds use
 
 
 def gamma_bar(bn: nn.Module) -> float:
-    """The mean of a batch norm's affine weights gamma_c (seed 001, Theorem 1), detached:
+    """The mean of a batch norm's affine weights gamma_c (the MPD-AGL paper's Theorem 1), detached:
     what MPDAGL's forward takes as `gamma_bar`. A norm without affine weights has gamma = 1."""
     if not isinstance(bn, nn.modules.batchnorm._NormBase):
         raise TypeError(f"bn must be a tdBatchNorm (or another torch batch norm), got "

@@ -1,4 +1,4 @@
-"""spikegrad.nn.TrLIF: MP-Init + the threshold-robust surrogate gradient (seeds 003/004),
+"""spikegrad.nn.TrLIF: MP-Init + the threshold-robust surrogate gradient (the MP-Init/TrSG paper),
 and the AS-SG / RS-SG baselines of the same paper (docs/trsg.md).
 
     layer = TrLIF(tau=2.0, threshold=1.0)            # learnable w (lam = 1/tau) and k
@@ -40,7 +40,7 @@ def _check_tau(tau) -> float:
 
 
 class TrLIF(SpikingLayer):
-    """MP-Init + TrSG (seed 004). Parameters `w` (lam = 1/tau = sigmoid(w), initialised to
+    """MP-Init + TrSG. Parameters `w` (lam = 1/tau = sigmoid(w), initialised to
     w = -log(tau - 1)) and `k` (theta = softplus(k), initialised to log(exp(threshold) - 1));
     buffer `running_mean` (0-d, the initial membrane, starts at 0).
 

@@ -137,7 +137,7 @@ def input_array(rng, T, N, *, threshold=1.0, charge="mul", decay=0.2, dtype=np.f
 
 
 # ---------------------------------------------------------------------------------------
-# docs/spec.md §6: the multi-level circulate-firing neuron (seed 002)
+# docs/spec.md §6: the multi-level circulate-firing neuron (the CF paper)
 # ---------------------------------------------------------------------------------------
 
 _LEVEL_THETAS = st.one_of(st.sampled_from([1.0, 0.5, 2.0, 1e-3, 1e3, 0.3]),

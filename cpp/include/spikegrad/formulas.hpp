@@ -270,7 +270,7 @@ SPIKEGRAD_HD inline real spike(real z, [[maybe_unused]] real p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// docs/spec.md §6: the level formulas of the multi-level circulate-firing (CF) neuron (seed 002).
+// docs/spec.md §6: the level formulas of the multi-level circulate-firing (CF) neuron (the CF paper).
 // The NumPy twins are at the end of pyref/formulas.py.
 // ---------------------------------------------------------------------------------------------
 

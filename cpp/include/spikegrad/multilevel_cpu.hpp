@@ -1,4 +1,4 @@
-// spikegrad/multilevel_cpu.hpp — the multi-level circulate-firing (CF) neuron of docs/spec.md §6 (seed 002)
+// spikegrad/multilevel_cpu.hpp — the multi-level circulate-firing (CF) neuron of docs/spec.md §6 (the CF paper)
 // and its BPTT backward on the CPU: fused over T, OpenMP over fixed-size blocks of neurons.
 // The C++ twin of pyref/multilevel.py. Test: tests/test_multilevel.py compares it with spikegrad.ref.
 #pragma once

@@ -1,4 +1,4 @@
-// spikegrad/pnb_cpu.hpp — the partial sums of the PNB loss (docs/spec.md §6, seed 002 Eqs. 18-21) on the
+// spikegrad/pnb_cpu.hpp — the partial sums of the PNB loss (docs/spec.md §6, the CF paper's Eqs. 18-21) on the
 // CPU: per (level, sign), S_w = sum w and S_hw = sum h w over one layer's membranes, in float64 and
 // in the fixed order pyref/pnb.py mirrors. Test: tests/test_multilevel.py.
 #pragma once
