@@ -20,7 +20,9 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 # [text](target) and ![alt](target); the target ends at whitespace or ')'.
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-CITATION = re.compile(r"docs/spec\.md\s*§\s*(\d+)(?:\s*[-\u2013]\s*(\d+))?")
+# docs/spec.md §N, §N-M, and lists such as §1, 3, 4 or §6 and 8.
+RANGE = r"\d+(?:\s*[-\u2013]\s*\d+)?"
+CITATION = re.compile(rf"docs/spec\.md\s*§\s*({RANGE}(?:\s*(?:,|and)\s*{RANGE})*)")
 
 
 def documents():
@@ -134,10 +136,12 @@ def test_spec_citations_name_existing_sections():
             continue
         for number, line in enumerate(text.splitlines(), 1):
             for m in CITATION.finditer(line):
-                first = int(m.group(1))
-                last = int(m.group(2)) if m.group(2) else first
-                if first > last or any(n not in sections for n in range(first, last + 1)):
-                    wrong.append(f"{path.relative_to(ROOT)}:{number}: {m.group(0)}")
+                for item in re.findall(RANGE, m.group(1)):
+                    first, _, last = re.sub(r"\s", "", item).replace("\u2013", "-").partition("-")
+                    first, last = int(first), int(last or first)
+                    if first > last or any(n not in sections for n in range(first, last + 1)):
+                        wrong.append(f"{path.relative_to(ROOT)}:{number}: {m.group(0)}")
+                        break
     assert not wrong, "citations of sections docs/spec.md does not have:\n" + "\n".join(wrong)
 
 
