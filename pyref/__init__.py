@@ -2,7 +2,7 @@
 
 Every other backend of spikegrad is tested against this package. Start with
 `formulas.py` (one function per equation), then `neuron.py` (the loop over t and its
-hand-written backward); the seed methods' extras follow (issue 3): `adaptive` (DS-ATGO),
+hand-written backward); the methods' extras follow: `adaptive` (DS-ATGO),
 `mpdagl` (MPD-AGL widths), `mp_init` (MP-Init + TrSG), `tdbn` (threshold-dependent BN).
 """
 
