@@ -25,7 +25,7 @@ from torch import Tensor
 from . import _core
 from . import ops  # noqa: F401  (registers spikegrad::neuron_backward)
 from ._cuda_ops import register_adaptive_kernel
-from .ref import adaptive as ref_adaptive
+from ._statistics import BLOCK, combine_partial_sums
 
 __all__ = ["adaptive_forward", "synced_adaptive_statistics"]
 
@@ -203,7 +203,7 @@ def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
                 for _ in range(dist.get_world_size())]
     dist.all_gather(counts_t, torch.tensor([N], dtype=torch.int64).to(comm))
     neuron_counts = [int(c) for c in torch.cat(counts_t).cpu().tolist()]
-    block_counts = [-(-n // ref_adaptive.BLOCK) for n in neuron_counts]
+    block_counts = [-(-n // BLOCK) for n in neuron_counts]
     N_total = sum(neuron_counts)
     if N_total < 2:
         raise ValueError(f"ATGO training needs at least 2 neurons in the whole batch (the "
@@ -216,10 +216,10 @@ def synced_adaptive_statistics(x: Tensor, decay: float, *, v_reset: float = 0.0,
     for t in range(T):
         local = _core.adaptive_charge_step(xs[t], v, h, float(decay), float(v_reset),
                                            charge=charge)
-        total = ref_adaptive.combine_partial_sums(
+        total = combine_partial_sums(
             _gather_block_sums(local, block_counts, comm))
         local = _core.adaptive_deviation_step(h, total / N_total)  # layer_mean's division
-        squared = ref_adaptive.combine_partial_sums(
+        squared = combine_partial_sums(
             _gather_block_sums(local, block_counts, comm))
         theta[t], p[t], mean[t], std[t] = _core.adaptive_step_values(
             total, squared, N_total, t, float(decay), dtype, threshold_mode=threshold_mode,

@@ -24,7 +24,7 @@ from ._options import check_number
 from ._cuda_ops import register_multilevel_kernels
 from .ops import (NeuronOutput, _check_device, _check_x_dtype, _forward_buffers,
                   _initial_membrane, _numpy, _parameter, parameter_gradient)
-from .ref.formulas import LEVEL_SURROGATES
+from ._options import LEVEL_SURROGATES
 
 __all__ = ["multilevel", "pnb_loss"]
 

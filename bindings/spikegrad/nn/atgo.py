@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import adaptive_ops, ops
-from ..ref import adaptive as ref_adaptive
+from .._options import check_adaptive_options
+from .._statistics import estimated_threshold
 from ._base import SpikingLayer
 
 __all__ = ["ATGO"]
@@ -76,8 +77,7 @@ class ATGO(SpikingLayer):
         if not 0 <= self.momentum <= 1:
             raise ValueError(f"momentum must be in [0, 1], got {self.momentum}")
         self.width = _finite("width", width, positive=True)
-        ref_adaptive.check_adaptive_options(threshold_mode, tgo_driver, self.f_c, self.v_th,
-                                            self.width)
+        check_adaptive_options(threshold_mode, tgo_driver, self.f_c, self.v_th, self.width)
         self.threshold_mode = threshold_mode
         self.tgo = tgo
         self.tgo_driver = tgo_driver
@@ -182,7 +182,7 @@ class ATGO(SpikingLayer):
     def _evaluation_threshold(self, T: int, lam: Tensor, device) -> Tensor:
         dtype = lam.dtype
         if self.threshold_mode == "estimated":
-            theta = ref_adaptive.estimated_threshold(lam.item(), self.f_c, self.v_th)
+            theta = estimated_threshold(lam.item(), self.f_c, self.v_th)
             return torch.full((T,), theta, dtype=torch.float64, device=device).to(dtype)
         r = self.running_threshold
         if r.numel() == 0:
