@@ -35,7 +35,7 @@ __all__ = ["ref", "kernels", "nn", "neuron", "NeuronOutput", "multilevel", "pnb_
 # library never loads the oracle it is tested against.
 _TORCH_API = {"neuron": "ops", "NeuronOutput": "ops",
               "multilevel": "multilevel_ops", "pnb_loss": "multilevel_ops"}
-_SUBMODULES = ("ref", "kernels", "ops", "multilevel_ops", "cli", "testing", "nn")
+_SUBMODULES = ("ref", "kernels", "ops", "multilevel_ops", "testing", "nn", "tools")
 
 
 def __getattr__(name):

@@ -5,7 +5,8 @@ import sys
 
 import numpy as np
 
-from spikegrad import cli, kernels
+from spikegrad import kernels
+from spikegrad.tools import cli
 
 
 def test_verify_passes_and_prints_every_variant(capsys):
@@ -13,7 +14,7 @@ def test_verify_passes_and_prints_every_variant(capsys):
     out = capsys.readouterr().out
     kernel_table = out.split("spikegrad.nn layers")[0]
     rows = [line for line in kernel_table.splitlines() if line.endswith(("PASS", "FAIL"))
-            and not line.startswith("cf ")]   # the CF table: tests/test_cli_multilevel.py
+            and not line.startswith("cf ")]   # the CF table: tests/tools/test_cli_multilevel.py
     assert len(rows) == 4 * 3 * 3 * 4 + 2 * 2   # neuron variants, then DS-ATGO modes
     assert all(row.endswith("PASS") for row in rows)
     assert "144 passed, 0 failed" in out
@@ -64,7 +65,7 @@ def test_verify_fails_on_a_wrong_adaptive_threshold(monkeypatch, capsys):
 
 
 def test_console_script_runs_without_torch_imported():
-    code = ("import sys, spikegrad.cli as c; rc = c.main(['verify', '--cases', '1']); "
+    code = ("import sys, spikegrad.tools.cli as c; rc = c.main(['verify', '--cases', '1']); "
             "assert 'torch' not in sys.modules, 'verify imported torch'; sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

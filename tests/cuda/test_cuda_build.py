@@ -117,7 +117,7 @@ def test_launchers_check_arguments_before_touching_the_device():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
 def test_bench_on_cuda_without_a_gpu_says_so(capsys):
-    from spikegrad import cli
+    from spikegrad.tools import cli
     assert cli.main(["bench", "--device", "cuda", "--no-progress", "--methods", "spikegrad"]) == 2
     assert "no CUDA GPU is available" in capsys.readouterr().err
 

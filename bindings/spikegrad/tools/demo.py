@@ -70,39 +70,39 @@ class Method:
 
 def _bn(hidden):
     """A batch norm over time and batch: tdBatchNorm with alpha V_th = 1 is exactly that."""
-    from .nn import tdBatchNorm
+    from ..nn import tdBatchNorm
     return tdBatchNorm(hidden, alpha=1.0, v_th=1.0)
 
 
 def _td_bn_half(hidden):
-    from .nn import tdBatchNorm
+    from ..nn import tdBatchNorm
     return tdBatchNorm(hidden, alpha=1.0, v_th=0.5)   # MPD-AGL: normalised to V_th = 0.5
 
 
 def _lif(config):
-    from .nn import LIF
+    from ..nn import LIF
     return LIF(charge="mul", decay=0.2, threshold=1.0, reset="hard", scale="absolute",
                surrogate="rect", sg_param=1.0)
 
 
 def _atgo(config):
-    from .nn import ATGO
+    from ..nn import ATGO
     return ATGO(decay=0.2)
 
 
 def _mpdagl(config):
-    from .nn import MPDAGL
+    from ..nn import MPDAGL
     return MPDAGL(decay=0.2, learn_decay=True, v_th=0.5)
 
 
 def _cf(config):
-    from .nn import CF
+    from ..nn import CF
     return CF(T=config.T, keep_membrane=True)   # the PNB loss reads every membrane
 
 
 def _trlif(scale):
     def make(config):
-        from .nn import TrLIF
+        from ..nn import TrLIF
         return TrLIF(tau=2.0, threshold=1.0, scale=scale)
     return make
 
@@ -161,7 +161,7 @@ def build_network(method: Method, config: DemoConfig):
     """The demo network for one method (torch.nn.Module): forward(x [B, 64]) -> logits."""
     from torch import nn
 
-    from .nn import CF, MPDAGL, gamma_bar
+    from ..nn import CF, MPDAGL, gamma_bar
 
     class DemoNet(nn.Module):
         def __init__(self):
@@ -188,7 +188,7 @@ def build_network(method: Method, config: DemoConfig):
         def extra_loss(self):
             """CF: the CF paper's PNB loss on the pre-reset membranes of every CF layer."""
             if isinstance(self.spiking[0], CF):
-                from .multilevel_ops import pnb_loss
+                from .. import pnb_loss
                 return pnb_loss([layer.membrane for layer in self.spiking])
             return None
 
@@ -405,7 +405,7 @@ def run_demo(methods, out: str, *, quick: bool = False, seed: int = 0,
     stream.write(f"spikegrad demo: {len(methods)} methods, digits {len(data[0])} train / "
                  f"{len(data[2])} test, T = {config.T}, H = {config.hidden}, "
                  f"{config.epochs} epochs, seed {seed}\n")
-    from . import __version__
+    from .. import __version__
     results = {
         "spikegrad_version": __version__,
         "seed": seed,

@@ -3,7 +3,7 @@ Eqs. 5-6 (spikegrad.ref.tdbn), in training and evaluation, and gamma_bar.
 
 Tolerance: both sides compute in float64 and differ only in the order of the per-channel
 sums and where alpha * V_th multiplies; the bound, (n + 16) eps times the scale of y's
-terms, is stated once in spikegrad._verify_layers.tdbn_bound."""
+terms, is stated once in spikegrad.tools.verify_layers.tdbn_bound."""
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from spikegrad import nn as snn  # noqa: E402
 from spikegrad import ref  # noqa: E402
 
-from spikegrad._verify_layers import tdbn_bound  # noqa: E402
+from spikegrad.tools.verify_layers import tdbn_bound  # noqa: E402
 
 from conftest import examples  # noqa: E402
 

@@ -1,15 +1,8 @@
-"""The `spikegrad` command line.
-
-    spikegrad verify      check every compiled kernel variant (the single-level neuron, then
-                          DS-ATGO's adaptive threshold) and the spikegrad.nn layers (with
-                          PyTorch) against the NumPy reference
-    spikegrad verify --against package.module:function --options '{"charge": "mul"}'
-                          check your own neuron (spikegrad.testing.assert_neuron_matches)
-    spikegrad demo [--quick] [--out DIR] [--methods ...] [--seed N]
-                          train the seed methods side by side on scikit-learn's digits
-                          (needs 'spikegrad[torch,demo]'); see spikegrad.demo
-    spikegrad bench       time the kernels against the memory-bandwidth floor, the PyTorch
-                          loop and torch.compile of it (--quick, --json PATH, --plot PATH)
+"""`spikegrad verify`: every compiled kernel variant against the NumPy reference (the
+single-level neuron here, then DS-ATGO's adaptive threshold (verify_adaptive), the CF neuron
+and the PNB sums (verify_multilevel), and the spikegrad.nn layers in a child process
+(verify_layers)); or, with --against, the user's own neuron
+(spikegrad.testing.assert_neuron_matches).
 """
 
 from __future__ import annotations
@@ -21,10 +14,10 @@ import time
 
 import numpy as np
 
-from . import _verify_adaptive, kernels, ref
-from ._options import CHARGES, DEFAULT_SG_PARAM, RESETS, SCALES, SURROGATES
-from .ref.formulas import WIDTH_SHAPES
-from .testing import compare
+from .. import kernels, ref
+from .._options import CHARGES, DEFAULT_SG_PARAM, RESETS, SCALES, SURROGATES, WIDTH_SHAPES
+from ..testing import compare
+from . import verify_adaptive, verify_layers, verify_multilevel
 
 GRADIENTS = ("x", "v_init", "decay", "threshold", "sg_param")
 
@@ -120,10 +113,10 @@ def cmd_verify(args) -> int:
     elapsed = time.perf_counter() - start
     print("-" * len(header))
     print(f"{len(variants) - failures} passed, {failures} failed ({elapsed:.1f} s)")
-    failures += _verify_adaptive.verify_adaptive(rng, cases=args.cases,
-                                                 failures_only=args.failures_only)
-    from .verify_multilevel import cmd_verify_multilevel   # docs/spec.md §6, the CF neuron
-    failures += cmd_verify_multilevel(rng, args.cases, args.failures_only)
+    failures += verify_adaptive.verify_adaptive(rng, cases=args.cases,
+                                                failures_only=args.failures_only)
+    # docs/spec.md §6, the CF neuron
+    failures += verify_multilevel.cmd_verify_multilevel(rng, args.cases, args.failures_only)
     print()
     failures += _verify_layers_in_subprocess(args)
     return 1 if failures else 0
@@ -138,7 +131,7 @@ def _verify_layers_in_subprocess(args) -> int:
     if importlib.util.find_spec("torch") is None:
         print("spikegrad.nn layers: skipped (PyTorch is not installed)")
         return 0
-    command = [sys.executable, "-m", "spikegrad._verify_layers", "--seed", str(args.seed),
+    command = [sys.executable, "-m", verify_layers.__name__, "--seed", str(args.seed),
                "--cases", str(args.cases)] + (["--failures-only"] if args.failures_only else [])
     child = subprocess.run(command, capture_output=True, text=True)
     print(child.stdout, end="")
@@ -149,7 +142,7 @@ def _verify_layers_in_subprocess(args) -> int:
 
 def cmd_verify_against(args) -> int:
     """`verify --against`: the user's neuron through assert_neuron_matches."""
-    from .testing.checker import load_callable, options_from_json
+    from ..testing.checker import load_callable, options_from_json
 
     try:
         fn = load_callable(args.against)
@@ -157,7 +150,7 @@ def cmd_verify_against(args) -> int:
     except (ImportError, AttributeError, ValueError, TypeError) as error:
         print(f"spikegrad verify: {error}", file=sys.stderr)
         return 2
-    from .testing import assert_neuron_matches
+    from ..testing import assert_neuron_matches
 
     print(f"spikegrad verify: {args.against} against spikegrad.ref, "
           f"{args.max_examples} hypothesis examples, options {args.options}")
@@ -172,46 +165,8 @@ def cmd_verify_against(args) -> int:
     return 0
 
 
-def _verify(args) -> int:
+def cmd_verify_any(args) -> int:
+    """`spikegrad verify`: the compiled kernels, or with --against the user's neuron."""
     return cmd_verify_against(args) if args.against else cmd_verify(args)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="spikegrad", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="check the compiled kernels against the reference")
-    verify.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    verify.add_argument("--cases", type=int, default=2,
-                        help="random cases per variant, dtype and mode (default 2)")
-    verify.add_argument("--failures-only", action="store_true",
-                        help="print only the variants that fail")
-    verify.add_argument("--against", metavar="MODULE:FUNCTION",
-                        help="check this neuron function fn(x, **options) instead of the "
-                             "compiled kernels (needs torch and hypothesis)")
-    verify.add_argument("--options", default="{}",
-                        help="with --against: the spikegrad.neuron keywords it claims, as "
-                             "JSON (default {})")
-    verify.add_argument("--grad", default="",
-                        help="with --against: comma-separated parameters (decay, threshold, "
-                             "sg_param, v_init) to pass as tensors and check gradients of")
-    verify.add_argument("--dtype", choices=("float32", "float64"), default="float64",
-                        help="with --against: the dtype of x (default float64)")
-    verify.add_argument("--max-examples", type=int, default=200,
-                        help="with --against: hypothesis examples (default 200)")
-    verify.set_defaults(func=_verify)
-    demo = sub.add_parser("demo", help="train the seed methods side by side on digits")
-    from . import demo as demo_module   # imports torch only when run
-    demo_module.add_arguments(demo)
-    demo.set_defaults(func=demo_module.main)
-    bench = sub.add_parser("bench", help="time the kernels against the memory-bandwidth floor "
-                                         "and the PyTorch loops (docs/performance.md)")
-    from . import bench as bench_module
-    bench_module.add_arguments(bench)
-    bench.set_defaults(func=bench_module.cmd_bench)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

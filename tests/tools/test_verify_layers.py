@@ -1,4 +1,4 @@
-"""The layers' part of `spikegrad verify` (spikegrad._verify_layers): passes on the real
+"""The layers' part of `spikegrad verify` (spikegrad.tools.verify_layers): passes on the real
 layers and fails when a layer is wrong."""
 
 import numpy as np
@@ -6,19 +6,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from spikegrad import _verify_layers  # noqa: E402
+from spikegrad.tools import verify_layers  # noqa: E402
 from spikegrad import nn as snn  # noqa: E402
 
 
 def _run(capsys):
-    failures = _verify_layers.verify_layers(np.random.default_rng(0), cases=1)
+    failures = verify_layers.verify_layers(np.random.default_rng(0), cases=1)
     return failures, capsys.readouterr().out
 
 
 def test_verify_layers_passes(capsys):
     failures, out = _run(capsys)
     rows = [line for line in out.splitlines() if line.endswith(("PASS", "FAIL"))]
-    assert failures == 0 and len(rows) == len(_verify_layers.CONFIGURATIONS)
+    assert failures == 0 and len(rows) == len(verify_layers.CONFIGURATIONS)
     assert all(row.endswith("PASS") for row in rows)
 
 

@@ -6,15 +6,15 @@ reference's bit for bit, dL/dx must lie within the bound of spikegrad.testing.co
 reference's bit for bit after every training window. tdBatchNorm (plain torch arithmetic)
 is compared in float64 against its NumPy transcription within (n + 16) eps of its scale.
 Needs PyTorch. `spikegrad verify` runs this module in a child process
-(`python -m spikegrad._verify_layers`), so that the kernels' check never imports torch.
+(`python -m spikegrad.tools.verify_layers`), so that the kernels' check never imports torch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import ref
-from .testing import compare
+from .. import ref
+from ..testing import compare
 
 __all__ = ["verify_layers", "tdbn_bound", "main"]
 
@@ -52,7 +52,7 @@ def _input(rng, dtype, threshold, T, B, F):
 
 
 def _check_lif(rng, dtype, case, kwargs):
-    from .nn import LIF
+    from ..nn import LIF
     layer = LIF(**kwargs).to(torch_dtype(dtype))
     T, B, F = [(1, 1, 1), (4, 3, 17), (8, 2, 40)][case % 3]
     x = _input(rng, dtype, abs(kwargs.get("threshold", 1.0)), T, B, F)
@@ -66,7 +66,7 @@ def _check_lif(rng, dtype, case, kwargs):
 
 
 def _check_mpdagl(rng, dtype, case, kwargs):
-    from .nn import MPDAGL
+    from ..nn import MPDAGL
     layer = MPDAGL(**kwargs).to(torch_dtype(dtype))
     T, B, F = [(1, 1, 1), (4, 3, 17), (8, 2, 40)][case % 3]
     x = _input(rng, dtype, 0.5, T, B, F)
@@ -77,7 +77,7 @@ def _check_mpdagl(rng, dtype, case, kwargs):
 
 
 def _check_trlif(rng, dtype, case, kwargs):
-    from .nn import TrLIF
+    from ..nn import TrLIF
     layer = TrLIF(**kwargs).to(torch_dtype(dtype))
     T, B, F = [(1, 1, 1), (4, 3, 17), (8, 2, 40)][case % 3]
     forward, ratio, state = 0.0, 0.0, 0.0
@@ -100,7 +100,7 @@ def _check_trlif(rng, dtype, case, kwargs):
 def _check_tdbn(rng, dtype, case, kwargs):
     import torch
 
-    from .nn import tdBatchNorm
+    from ..nn import tdBatchNorm
     if dtype != np.float64:
         return 0.0, 0.0, 0.0   # compared in float64 only (plain torch arithmetic)
     T, B, C, S = [(1, 2, 1, 1), (4, 3, 3, 5), (2, 2, 4, 6)][case % 3]
@@ -190,7 +190,7 @@ def verify_layers(rng, cases=2, failures_only=False, print=print) -> int:
 
 def main(argv=None) -> int:
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m spikegrad._verify_layers")
+    parser = argparse.ArgumentParser(prog="python -m spikegrad.tools.verify_layers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cases", type=int, default=2)
     parser.add_argument("--failures-only", action="store_true")

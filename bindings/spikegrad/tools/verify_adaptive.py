@@ -9,9 +9,9 @@ import itertools
 
 import numpy as np
 
-from . import kernels, ref
-from .ref import adaptive
-from .testing import compare
+from .. import kernels, ref
+from ..ref import adaptive
+from ..testing import compare
 
 MODES = list(itertools.product(adaptive.THRESHOLD_MODES, adaptive.TGO_DRIVERS))
 FORWARD = ("output", "membrane", "v_last", "threshold", "mean", "std")

@@ -89,13 +89,17 @@ def test_huge_and_tiny_thresholds(dtype, threshold):
         case = sgst.NeuronCase(x=x, decay=0.5, threshold=threshold, sg_param=1.0, v_init=None,
                                v_reset=0.0, charge="mul", reset="soft", scale=scale,
                                surrogate="rect", smooth=False, detach_reset=False)
-        check_against_reference(case, seed=3)
+        # 1e30 overflows float32 in the reference's partial derivatives (IEEE inf, as in
+        # the kernels): NumPy's warning about it is the arithmetic the test asks for
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            check_against_reference(case, seed=3)
 
 
 def test_nan_and_inf_inputs_follow_ieee():
     x = np.array([[np.nan, np.inf, -np.inf, 1.0], [0.5, 0.5, 0.5, np.nan]])
     for dtype in (np.float32, np.float64):
-        expected = ref.forward(x.astype(dtype))
+        with np.errstate(invalid="ignore"):   # NaN and inf inputs: IEEE arithmetic, asked for
+            expected = ref.forward(x.astype(dtype))
         actual = kernels.forward(x.astype(dtype))
         assert_bitwise_equal(actual.output, expected.output, "output with NaN/Inf inputs")
         assert_bitwise_equal(actual.membrane, expected.membrane, "membrane with NaN/Inf")

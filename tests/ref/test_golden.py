@@ -17,7 +17,7 @@ import pytest
 from spikegrad import ref
 from spikegrad.testing.compare import assert_bitwise_equal, assert_close
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import make_golden  # noqa: E402  (tools/ is not a package)
 

@@ -1,5 +1,6 @@
 """`spikegrad verify`, the multi-level part (docs/spec.md §6): the CF neuron's kernels and the PNB
-partial sums against spikegrad.ref. NumPy only; called by spikegrad.cli."""
+partial sums against spikegrad.ref. NumPy only; part of `spikegrad verify`
+(spikegrad.tools.verify)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import itertools
 
 import numpy as np
 
-from . import kernels, ref
-from .testing import compare
+from .. import kernels, ref
+from ..testing import compare
 
 LEVELS = ((2, 2), (1, 3), (4, 1))
 

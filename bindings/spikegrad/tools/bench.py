@@ -149,14 +149,14 @@ def make_spikingjelly():
 
 
 def make_atgo(T):
-    from . import nn
+    from .. import nn
     layer = nn.ATGO(decay=DECAY, v_th=THRESHOLD, width=WIDTH)
     layer.train()
     return layer
 
 
 def make_cf(T):
-    from . import nn
+    from .. import nn
     return nn.CF(T=T)
 
 
@@ -296,7 +296,7 @@ def _method_factories(methods, compile_mode):
 def _run_meta(repeat: int, **details) -> dict:
     """What a run's JSON records about the machine and the settings (plus `details`)."""
     torch = _torch()
-    from . import _core
+    from .. import _core
     return dict(
         allocator=_describe_allocator(),
         glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
@@ -369,7 +369,7 @@ def run_bench(*, Ts=FULL_T, Ns=FULL_N, modes=(FORWARD, FORWARD_BACKWARD), method
 
 def neuron_variants(smooth=(False, True)):
     """Every (charge, reset, scale, surrogate, smooth) of spikegrad.neuron, as option dicts."""
-    from ._options import CHARGES, RESETS, SCALES, SURROGATES
+    from .._options import CHARGES, RESETS, SCALES, SURROGATES
     return [dict(charge=c, reset=r, scale=sc, surrogate=g, smooth=sm)
             for sm in smooth for c in CHARGES for r in RESETS for sc in SCALES
             for g in SURROGATES]

@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-from spikegrad import cli, demo  # noqa: E402
+from spikegrad.tools import cli, demo  # noqa: E402
 
 METHODS = ["lif", "cf-tsg-pnb"]     # a single-level and the multi-level neuron
 EPOCHS = 2

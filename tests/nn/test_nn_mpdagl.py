@@ -77,7 +77,7 @@ def test_decay_gradient_matches_finite_differences(seed, gamma_bar):
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(rng.normal(0.3, 0.6, (4, 2, 3)))
     g = torch.from_numpy(rng.normal(size=(4, 2, 3)))
-    frozen = layer.widths(4, float(layer.decay), gamma_bar)
+    frozen = layer.widths(4, float(layer.decay.detach()), gamma_bar)
     layer.widths = lambda T, lam, gbar: frozen
 
     def loss(w):

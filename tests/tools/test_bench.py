@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from spikegrad import bench, cli  # noqa: E402
+from spikegrad.tools import bench, cli  # noqa: E402
 from spikegrad.testing import assert_neuron_matches  # noqa: E402
 
 TINY_METHODS = ["spikegrad", "loop", "spikingjelly", "spikegrad-ATGO", "spikegrad-CF"]
@@ -211,7 +211,7 @@ def test_variants_refuses_what_it_cannot_do(argv, capsys, monkeypatch):
 # The GPU bench (bench_cuda.py): its logic on synthetic rows and on the CPU, no GPU needed
 # ---------------------------------------------------------------------------------------
 
-from spikegrad import bench_cuda  # noqa: E402
+from spikegrad.tools import bench_cuda  # noqa: E402
 
 HAVE_SJ = importlib.util.find_spec("spikingjelly") is not None
 

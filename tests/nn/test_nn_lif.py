@@ -189,7 +189,8 @@ def test_float32_parameters_on_float64_input():
     x = torch.from_numpy(np.random.default_rng(5).normal(0.5, 1.0, (6, 2, 9)))
     out = layer(x)
     assert out.dtype == torch.float64
-    expected = ref.forward(x.numpy(), decay=float(layer.decay), threshold=float(layer.threshold),
+    expected = ref.forward(x.numpy(), decay=float(layer.decay.detach()),
+                           threshold=float(layer.threshold.detach()),
                            v_init=0.0)
     assert np.array_equal(out.detach().numpy(), expected.output)
     out.sum().backward()

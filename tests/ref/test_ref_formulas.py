@@ -139,7 +139,7 @@ def test_backward_reset_path_by_hand():
 def test_sigmoid_derivative_keeps_its_subnormal_tail():
     # p sg(pz) (1 - sg(pz)) = p e^{-|pz|} / (1 + e^{-|pz|})^2 -> p e^{-|pz|} in the tail, where
     # sg(-|pz|) written as 1 / (1 + exp(|pz|)) would overflow to 0 (the op's gradients there
-    # are subnormal, not 0; tests/test_ops.py leaves such draws out of the eager comparison)
+    # are subnormal, not 0; tests/ops/test_ops.py leaves such draws out of the eager comparison)
     p = np.float64(1.0)
     tail = F.sigmoid_derivative(np.array([714.0, -714.0]), p)
     assert tail[0] == tail[1] > 0

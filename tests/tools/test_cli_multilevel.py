@@ -3,7 +3,8 @@ kernel makes verify fail."""
 
 import numpy as np
 
-from spikegrad import cli, kernels
+from spikegrad import kernels
+from spikegrad.tools import cli
 
 
 def _cf_rows(out):
