@@ -33,9 +33,9 @@ __all__ = ["ref", "kernels", "nn", "neuron", "NeuronOutput", "multilevel", "pnb_
 # The torch API is loaded on first use, so that `import spikegrad` (the reference, the
 # kernels, `spikegrad verify`) works with NumPy alone; the reference too, so that the
 # library never loads the oracle it is tested against.
-_TORCH_API = {"neuron": "ops", "NeuronOutput": "ops",
-              "multilevel": "multilevel_ops", "pnb_loss": "multilevel_ops"}
-_SUBMODULES = ("ref", "kernels", "ops", "multilevel_ops", "testing", "nn", "tools")
+_TORCH_API = {"neuron": "ops.neuron_ops", "NeuronOutput": "ops.neuron_ops",
+              "multilevel": "ops.multilevel_ops", "pnb_loss": "ops.multilevel_ops"}
+_SUBMODULES = ("ref", "kernels", "ops", "testing", "nn", "tools")
 
 
 def __getattr__(name):

@@ -300,7 +300,7 @@ def test_pnb_partial_sums_match_cpu(dtype, count):
     torch.manual_seed(count)
     h = torch.randn(count, dtype=dtype) * 1.5
     h[::7] = 1.0   # exactly on a level: the regions' closed ends
-    from spikegrad import multilevel_ops
+    from spikegrad.ops import multilevel_ops
     cpu = multilevel_ops.pnb_partial_sums(h, 1.0, 0.5, 3)
     gpu = multilevel_ops.pnb_partial_sums(h.to(CUDA), 1.0, 0.5, 3).cpu()
     magnitude = float((h.double().abs() + 1).sum())   # |h w| + |w| per term, w <= 1
@@ -328,7 +328,7 @@ def test_pnb_partial_sums_match_cpu(dtype, count):
 def test_adaptive_forward_matches_cpu_bit_for_bit(dtype, N, variant):
     """The statistics follow the CPU's summation order: every output, threshold, width, mean
     and std the CPU's bits; the backward (neuron_backward on CUDA) within the bound."""
-    from spikegrad import adaptive_ops
+    from spikegrad.ops import adaptive_ops
     torch.manual_seed(N)
     x = torch.randn(6, N, dtype=dtype) * 0.8 + 0.3
     v_init = torch.randn(N, dtype=dtype) * 0.1
@@ -382,7 +382,7 @@ def test_layers_run_on_cuda_like_on_cpu():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 def test_opcheck_on_cuda(dtype):
     """The CUDA kernels agree with the ops' fake kernels and schemas (torch.library.opcheck)."""
-    from spikegrad import multilevel_ops, ops
+    from spikegrad.ops import multilevel_ops, neuron_ops
     torch.manual_seed(0)
     state = torch.float32 if dtype == torch.float16 else dtype
     T, N = 5, 300
@@ -391,10 +391,10 @@ def test_opcheck_on_cuda(dtype):
     threshold = torch.full((T,), 0.9, dtype=state, device=CUDA)
     sg_param = torch.full((T,), 1.0, dtype=state, device=CUDA)
     v_init = torch.zeros(N, dtype=state, device=CUDA)
-    torch.library.opcheck(ops.neuron_forward, (x, decay, threshold, sg_param, v_init, 0.0,
+    torch.library.opcheck(neuron_ops.neuron_forward, (x, decay, threshold, sg_param, v_init, 0.0,
                                                "mul", "hard", "absolute", "rect", False, False,
                                                True))
-    torch.library.opcheck(ops.neuron_backward, (
+    torch.library.opcheck(neuron_ops.neuron_backward, (
         x, decay, threshold, sg_param, v_init, torch.randn_like(x), None,
         torch.randn(N, device=CUDA).to(dtype), 0.0, "mul", "soft", "absolute", "atan", False,
         True))

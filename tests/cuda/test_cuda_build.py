@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import spikegrad  # noqa: E402
-from spikegrad import _cuda_ops, multilevel_ops, ops  # noqa: E402,F401
+from spikegrad.ops import _device, adaptive_ops, multilevel_ops, neuron_ops  # noqa: E402,F401
 
 
 def _cuda_module_or_skip():
@@ -26,13 +26,13 @@ def _cuda_module_or_skip():
 @pytest.mark.parametrize("op", ["neuron_forward", "neuron_backward", "multilevel_forward",
                                 "multilevel_backward", "pnb_partial_sums", "adaptive_forward"])
 def test_every_op_has_a_cuda_kernel(op):
-    from spikegrad import adaptive_ops  # noqa: F401
+    from spikegrad.ops import adaptive_ops  # noqa: F401
     assert torch._C._dispatch_has_kernel_for_dispatch_key(f"spikegrad::{op}", "CUDA")
 
 
 def test_import_loads_no_cuda():
-    code = ("import sys, torch, spikegrad, spikegrad.ops, spikegrad.multilevel_ops, "
-            "spikegrad.adaptive_ops, spikegrad.nn\n"
+    code = ("import sys, torch, spikegrad, spikegrad.ops, spikegrad.ops.multilevel_ops, "
+            "spikegrad.ops.adaptive_ops, spikegrad.nn\n"
             "assert 'spikegrad._cuda' not in sys.modules, 'spikegrad._cuda loaded eagerly'\n"
             "assert not torch.cuda.is_initialized(), 'CUDA initialized by import'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -42,7 +42,7 @@ def test_missing_cuda_module_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "spikegrad._cuda", None)   # import fails as if not built
     monkeypatch.delattr(spikegrad, "_cuda", raising=False)      # (an earlier import set it)
     with pytest.raises(NotImplementedError, match="built without a CUDA compiler"):
-        _cuda_ops.cuda_module()
+        _device.cuda_module()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -58,7 +58,7 @@ def test_half_precision_on_cpu_is_a_type_error(dtype):
 def test_other_devices_are_refused_clearly():
     x = torch.zeros(2, 3, device="meta")
     with pytest.raises(NotImplementedError, match="no kernel for device 'meta'"):
-        ops._check_device(x)
+        neuron_ops._check_device(x)
 
 
 def _numpy_ordered_device_sum(values, threads=256):
@@ -123,7 +123,7 @@ def test_bench_on_cuda_without_a_gpu_says_so(capsys):
 
 
 # ---------------------------------------------------------------------------------------
-# The ops' CUDA wrappers (_cuda_ops.py) without a GPU: a host stand-in for spikegrad._cuda
+# The ops' CUDA kernels (spikegrad/ops/*_ops.py) without a GPU: a host stand-in for spikegrad._cuda
 # runs the CPU kernels on the very pointers the wrappers pass (CPU tensors here), so that the
 # argument order, the buffers, the pointer offsets of the float64 gradients and the assembly
 # of the results are checked against the CPU ops.
@@ -258,9 +258,9 @@ class _HostStandIn:
 def host_stand_in(monkeypatch):
     import contextlib
     stand_in = _HostStandIn()
-    monkeypatch.setattr(_cuda_ops, "cuda_module", lambda: stand_in)
-    monkeypatch.setattr(_cuda_ops, "_stream", lambda x: 12345)
-    monkeypatch.setattr(_cuda_ops, "_device_guard", lambda x: contextlib.nullcontext())
+    monkeypatch.setattr(_device, "cuda_module", lambda: stand_in)
+    monkeypatch.setattr(_device, "_stream", lambda x: 12345)
+    monkeypatch.setattr(_device, "_device_guard", lambda x: contextlib.nullcontext())
     return stand_in
 
 
@@ -276,8 +276,8 @@ def test_neuron_wrappers_pass_the_right_buffers(host_stand_in, dtype, return_mem
     v_init = torch.randn(N, dtype=dtype) * 0.2
     options = ("soft", "relative", "sigmoid", False, False)   # reset .. detach_reset
     args = (x, decay, threshold, sg_param, v_init, -0.1, "decay_input") + options
-    expected = ops.neuron_forward(*args, return_membrane)
-    actual = _cuda_ops._neuron_forward_cuda(*args, return_membrane)
+    expected = neuron_ops.neuron_forward(*args, return_membrane)
+    actual = neuron_ops._neuron_forward_cuda(*args, return_membrane)
     for e, a in zip(expected, actual):
         assert a.dtype == e.dtype and torch.equal(a, e)
     assert host_stand_in.streams == [12345]
@@ -285,13 +285,13 @@ def test_neuron_wrappers_pass_the_right_buffers(host_stand_in, dtype, return_mem
     g_out, g_mem, g_v = torch.randn(T, N, dtype=dtype), torch.randn(T, N, dtype=dtype), None
     backward_args = (x, decay, threshold, sg_param, v_init, g_out, g_mem, g_v, -0.1,
                      "decay_input", "soft", "relative", "sigmoid", False, True)
-    expected = ops.neuron_backward(*backward_args)
-    actual = _cuda_ops._neuron_backward_cuda(*backward_args)
+    expected = neuron_ops.neuron_backward(*backward_args)
+    actual = neuron_ops._neuron_backward_cuda(*backward_args)
     for name, e, a in zip(("x", "v_init", "decay", "threshold", "sg_param"), expected, actual):
         assert a.dtype == e.dtype and a.shape == e.shape and torch.equal(a, e), name
     # no parameter gradient wanted: null gradient pointers (no sums), zeros as on the CPU
-    expected = ops.neuron_backward(*backward_args, param_grads=False)
-    actual = _cuda_ops._neuron_backward_cuda(*backward_args, param_grads=False)
+    expected = neuron_ops.neuron_backward(*backward_args, param_grads=False)
+    actual = neuron_ops._neuron_backward_cuda(*backward_args, param_grads=False)
     for name, e, a in zip(("x", "v_init", "decay", "threshold", "sg_param"), expected, actual):
         assert a.dtype == e.dtype and a.shape == e.shape and torch.equal(a, e), name
     assert host_stand_in.param_grads == [True, False]
@@ -306,19 +306,19 @@ def test_multilevel_and_pnb_wrappers_pass_the_right_buffers(host_stand_in):
     v_init = torch.randn(N, dtype=torch.float64) * 0.2
     args = (x, decay, a, v_init, 1.0, 0.5, 2, 3, "tsg", False, False, True)
     for e, g in zip(multilevel_ops.multilevel_forward(*args),
-                    _cuda_ops._multilevel_forward_cuda(*args)):
+                    multilevel_ops._multilevel_forward_cuda(*args)):
         assert torch.equal(g, e)
     g_out = torch.randn(T, N, dtype=torch.float64)
     backward_args = (x, decay, a, v_init, g_out, None, torch.randn(N, dtype=torch.float64),
                      1.0, 0.5, 2, 3, "tsg", False, False)
     for e, g in zip(multilevel_ops.multilevel_backward(*backward_args),
-                    _cuda_ops._multilevel_backward_cuda(*backward_args)):
+                    multilevel_ops._multilevel_backward_cuda(*backward_args)):
         assert g.shape == e.shape and torch.equal(g, e)
     # neither parameter gradient wanted: null pointers, and NaN (never a plausible number)
     # in their place, as on the CPU
     flags = (False, False)
     for e, g in zip(multilevel_ops.multilevel_backward(*backward_args, *flags),
-                    _cuda_ops._multilevel_backward_cuda(*backward_args, *flags)):
+                    multilevel_ops._multilevel_backward_cuda(*backward_args, *flags)):
         assert g.shape == e.shape
         if e.isnan().all():
             assert g.isnan().all()
@@ -326,20 +326,20 @@ def test_multilevel_and_pnb_wrappers_pass_the_right_buffers(host_stand_in):
             assert torch.equal(g, e)
     assert host_stand_in.param_grads == [True, False]
     h = torch.randn(1000, dtype=torch.float32) * 2
-    assert torch.equal(_cuda_ops._pnb_partial_sums_cuda(h, 1.0, 0.5, 3),
+    assert torch.equal(multilevel_ops._pnb_partial_sums_cuda(h, 1.0, 0.5, 3),
                        multilevel_ops.pnb_partial_sums(h, 1.0, 0.5, 3))
 
 
 @pytest.mark.parametrize("return_membrane", [True, False])
 def test_adaptive_wrapper_passes_the_right_buffers(host_stand_in, return_membrane):
-    from spikegrad import adaptive_ops
+    from spikegrad.ops import adaptive_ops
     torch.manual_seed(2)
     T, N = 3, 600
     x = torch.randn(T, N) + 0.3
     args = (x, torch.tensor(0.3), torch.randn(N) * 0.1, 0.0, "decay_input", "soft", False,
             "true", 1.0, 1.0, True, "std", 1.0, return_membrane)
     expected = adaptive_ops.adaptive_forward(*args)
-    actual = _cuda_ops._adaptive_forward_cuda(*args)
+    actual = adaptive_ops._adaptive_forward_cuda(*args)
     for name, e, a in zip(("output", "membrane", "v_last", "threshold", "sg_param", "mean",
                            "std"), expected, actual):
         assert a.dtype == e.dtype and torch.equal(a, e), name

@@ -536,7 +536,7 @@ def test_diagnostics():
 
 
 def test_opcheck():
-    from spikegrad import adaptive_ops  # noqa: F401
+    from spikegrad.ops import adaptive_ops  # noqa: F401
 
     x = torch.randn(3, 40, dtype=torch.float64, requires_grad=True)
     args = (x, torch.tensor(0.2, dtype=torch.float64, requires_grad=True),

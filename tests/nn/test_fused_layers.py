@@ -170,7 +170,7 @@ def test_multilevel_unequal_level_counts_use_the_runtime_path():
 
 torch = pytest.importorskip("torch")
 import spikegrad  # noqa: E402  (needs torch)
-from spikegrad import multilevel_ops  # noqa: E402
+from spikegrad.ops import multilevel_ops  # noqa: E402
 
 
 @pytest.mark.parametrize("need_decay, need_a", [(False, True), (True, False), (False, False)])
@@ -278,7 +278,7 @@ def test_cf_diagnostics_without_kept_membrane():
 
 @pytest.mark.parametrize("T, N", [(1, 2), (3, 513)])
 def test_adaptive_op_without_v_init_equals_zeros(T, N):
-    from spikegrad import adaptive_ops
+    from spikegrad.ops import adaptive_ops
 
     rng = np.random.default_rng(T + N)
     base = torch.from_numpy(rng.normal(0.5, 1, (T, N)).astype(np.float32))

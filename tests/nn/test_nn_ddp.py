@@ -145,7 +145,7 @@ def _atgo_cuda_worker(rank, port, folder):
     try:
         torch.set_num_threads(1)
         torch.cuda.set_device(0)
-        from spikegrad import adaptive_ops
+        from spikegrad.ops import adaptive_ops
         from spikegrad.nn import ATGO
 
         # gloo takes CUDA tensors: the block sums travel on the GPU (the path under test)
@@ -202,7 +202,7 @@ def test_atgo_sync_stats_on_cuda_two_processes_equal_one_process(tmp_path):
 def test_sync_stats_collectives_run_where_the_backend_takes_tensors():
     """The block sums travel on x's device when the backend takes its tensors (gloo: CPU and
     CUDA; nccl: CUDA only), else on one it takes. No GPU needed: only devices are named."""
-    from spikegrad.adaptive_ops import _collective_device as where
+    from spikegrad.ops.adaptive_ops import _collective_device as where
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 1)
     assert where(cpu, "cpu:gloo,cuda:gloo") == cpu

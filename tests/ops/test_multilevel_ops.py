@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 
 import spikegrad  # noqa: E402
-from spikegrad import multilevel_ops, ref  # noqa: E402
+from spikegrad import ref  # noqa: E402
+from spikegrad.ops import multilevel_ops  # noqa: E402
 from spikegrad.testing import strategies as sgst  # noqa: E402
 from spikegrad.testing.compare import assert_bitwise_equal, assert_close  # noqa: E402
 
 from conftest import examples  # noqa: E402
-from test_multilevel import transcription  # noqa: E402
+from pnb_transcription import transcription  # noqa: E402
 
 OPTIONS = ("theta_p", "theta_n", "k_p", "k_n", "surrogate", "detach_reset", "smooth")
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 
 import spikegrad  # noqa: E402
-from spikegrad import ops, ref  # noqa: E402
+from spikegrad import ref  # noqa: E402
+from spikegrad.ops import neuron_ops  # noqa: E402
 from spikegrad.testing import strategies as sgst  # noqa: E402
 from spikegrad.testing.compare import (  # noqa: E402
     assert_bitwise_equal, assert_close, smooth_forward_magnitude)
@@ -177,11 +178,11 @@ def _op_args(dtype=torch.float32, return_membrane=True, grad=False):
 @pytest.mark.parametrize("return_membrane", [True, False])
 def test_opcheck(return_membrane):
     torch.manual_seed(0)
-    torch.library.opcheck(ops.neuron_forward, _op_args(return_membrane=return_membrane))
-    torch.library.opcheck(ops.neuron_forward, _op_args(torch.float64, return_membrane,
+    torch.library.opcheck(neuron_ops.neuron_forward, _op_args(return_membrane=return_membrane))
+    torch.library.opcheck(neuron_ops.neuron_forward, _op_args(torch.float64, return_membrane,
                                                        grad=True))
     x, decay, threshold, sg_param, v_init = _op_args()[:5]
-    torch.library.opcheck(ops.neuron_backward, (
+    torch.library.opcheck(neuron_ops.neuron_backward, (
         x, decay, threshold, sg_param, v_init, torch.randn_like(x), None, torch.randn(7),
         0.0, "mul", "hard", "absolute", "rect", False, True))
 
@@ -303,7 +304,7 @@ def test_nan_inside_x_is_ieee_not_an_error():
     dict(charge="if", reset="none", scale="threshold_robust", surrogate="sigmoid", smooth=True),
 ])
 def test_eager_path_equals_the_registered_op(options):
-    """spikegrad.neuron in eager mode runs the kernels through a plain autograd.Function (ops.py,
+    """spikegrad.neuron in eager mode runs the kernels through a plain autograd.Function (neuron_ops.py,
     "The eager path"); the registered op (torch.compile, vmap) must give the same bits: the
     forward, and the gradients of x, decay, threshold, sg_param and v_init."""
     torch.manual_seed(3)
@@ -323,10 +324,10 @@ def test_eager_path_equals_the_registered_op(options):
         args = (*leaves, 0.0, options["charge"], options["reset"], options["scale"],
                 options["surrogate"], smooth, detach_reset, True)
         if path == "eager":
-            assert ops._eager(leaves[0])
-            outputs = ops._run_neuron_forward(*args)
+            assert neuron_ops._eager(leaves[0])
+            outputs = neuron_ops._run_neuron_forward(*args)
         else:
-            outputs = ops.neuron_forward(*args)
+            outputs = neuron_ops.neuron_forward(*args)
         loss = sum((o * u).sum() for o, u in zip(outputs, upstream))
         grads = torch.autograd.grad(loss, leaves)
         results.append([o.detach() for o in outputs] + list(grads))
@@ -339,15 +340,15 @@ def test_eager_path_is_left_under_transforms():
     """Under torch.func transforms the registered op runs (its autograd supports them)."""
     x = torch.randn(3, 4)
     seen = []
-    real = ops._eager
+    real = neuron_ops._eager
 
     def spy(tensor):
         seen.append(real(tensor))
         return seen[-1]
 
-    ops._eager, saved = spy, ops._eager
+    neuron_ops._eager, saved = spy, neuron_ops._eager
     try:
         torch.func.vmap(lambda row: spikegrad.neuron(row.unsqueeze(1)).output)(x.T)
     finally:
-        ops._eager = saved
+        neuron_ops._eager = saved
     assert seen and not any(seen)

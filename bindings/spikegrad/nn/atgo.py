@@ -23,7 +23,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .. import adaptive_ops, ops
+from ..ops import adaptive_ops
+from ..ops.neuron_ops import neuron
 from .._options import check_adaptive_options
 from .._statistics import estimated_threshold
 from ._base import SpikingLayer
@@ -138,8 +139,8 @@ class ATGO(SpikingLayer):
                 # device, where the fused neuron op then runs
                 threshold, sg_param, _, _ = adaptive_ops.synced_adaptive_statistics(
                     x.detach().reshape(T, N), lam.item(), **settings)
-                result = ops.neuron(x, decay=neuron_decay, threshold=threshold, sg_param=sg_param,
-                                    return_membrane=self.record_diagnostics, **options)
+                result = neuron(x, decay=neuron_decay, threshold=threshold, sg_param=sg_param,
+                                return_membrane=self.record_diagnostics, **options)
                 output, membrane = result.output, result.membrane
             else:
                 if N < 2:
@@ -155,8 +156,8 @@ class ATGO(SpikingLayer):
         else:
             threshold = self._evaluation_threshold(T, lam, x.device)
             sg_param = torch.full((T,), self.width, dtype=x.dtype)
-            result = ops.neuron(x, decay=neuron_decay, threshold=threshold, sg_param=self.width,
-                                return_membrane=self.record_diagnostics, **options)
+            result = neuron(x, decay=neuron_decay, threshold=threshold, sg_param=self.width,
+                            return_membrane=self.record_diagnostics, **options)
             output, membrane = result.output, result.membrane
         if self.record_diagnostics:
             self._record(output, membrane, threshold, sg_param, scale="absolute",

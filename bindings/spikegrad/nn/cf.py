@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..multilevel_ops import multilevel
+from ..ops.multilevel_ops import multilevel
 from .._options import LEVEL_SURROGATES
 from ._surrogates import level_surrogate_sums
 from ._base import SpikingLayer

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .._options import SCALES, SURROGATES, check_number
-from ..ops import neuron
+from ..ops.neuron_ops import neuron
 from .. import _statistics as stats
 from ._base import SpikingLayer
 from ._params import (check_bool, check_fraction, check_layer_input, check_positive,

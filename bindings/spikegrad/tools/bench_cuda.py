@@ -284,7 +284,7 @@ def run_bench_cuda(*, Ts=GPU_T, Ns=GPU_N, modes=(bench.FORWARD, bench.FORWARD_BA
     if device == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA GPU is available to this process")
-        from .._cuda_ops import cuda_module
+        from ..ops._device import cuda_module
         try:
             cuda_module()
         except NotImplementedError as error:

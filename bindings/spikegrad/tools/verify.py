@@ -7,7 +7,6 @@ and the PNB sums (verify_multilevel), and the spikegrad.nn layers in a child pro
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 import time

@@ -1,9 +1,11 @@
 """The torch autograd op `spikegrad.neuron`, registered with `torch.library`.
 
-    neuron(x) -> user-facing checks -> spikegrad::neuron_forward   (custom_op, CPU kernel)
-    backward  ->                       spikegrad::neuron_backward  (custom_op, CPU kernel)
+    neuron(x) -> user-facing checks -> spikegrad::neuron_forward   (custom_op)
+    backward  ->                       spikegrad::neuron_backward  (custom_op)
 
-Both ops have fake (meta) kernels, so `torch.compile(fullgraph=True)` traces `neuron`
+Each op stands with its fake (meta), CPU and CUDA kernels side by side. The fake kernels
+make `torch.compile(fullgraph=True)` trace `neuron`
+without graph breaks. so `torch.compile(fullgraph=True)` traces `neuron`
 without graph breaks. Checks on shapes, dtypes and options happen in Python before the op;
 checks on parameter *values* (threshold <= 0, sg_param <= 0, NaN) happen inside the kernel,
 which raises ValueError, so that tracing never branches on data.
@@ -15,8 +17,7 @@ Double backward is not supported.
 from __future__ import annotations
 
 import math
-
-from typing import NamedTuple, Optional
+from typing import Optional
 
 try:
     import torch
@@ -30,62 +31,49 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised without tor
 
 from torch import Tensor
 
-from . import _core
-from ._cuda_ops import (HALF_DTYPES, _neuron_backward_cuda, _neuron_forward_cuda,
-                        register_neuron_kernels, state_dtype)
-from ._options import DEFAULT_SG_PARAM, check_number, check_options
+from .. import _core
+from .._options import DEFAULT_SG_PARAM, check_number, check_options
+from . import _device
+from ._buffers import (NeuronOutput, _check_device, _check_x_dtype, _forward_buffers,
+                       _initial_membrane, _numpy, _optional_numpy, _parameter,
+                       parameter_gradient)
+from ._device import (_contiguous, _decay, _dtype_name, _forward_outputs, _like, _ptr,
+                      _upstream, _workspace, state_dtype)
 
-__all__ = ["neuron", "NeuronOutput"]
-
-
-class NeuronOutput(NamedTuple):
-    output: Tensor               # o[t], shaped like x
-    membrane: Optional[Tensor]   # h[t] (pre-reset), shaped like x; None unless asked for
-    v_last: Tensor               # v[T-1], shaped like x[0]
+__all__ = ["neuron", "NeuronOutput", "neuron_forward", "neuron_backward"]
 
 
 # ---------------------------------------------------------------------------------------
 # The ops: x [T, N]; decay 0-d; threshold, sg_param [T]; v_init [N] or None (zeros: the kernel
-# starts from 0 without reading an [N] array); all of x's dtype.
+# starts from 0 without reading an [N] array); all of x's dtype (float16 and bfloat16 x on
+# CUDA: float32 parameters and state).
 # ---------------------------------------------------------------------------------------
-
-def _numpy(t: Tensor):
-    return t.detach().contiguous().numpy()
-
-
-def _optional_numpy(t: Optional[Tensor]):
-    return None if t is None else _numpy(t)
-
-
-def _check_device(x: Tensor):
-    if x.device.type != "cpu":
-        raise NotImplementedError(
-            f"spikegrad.neuron has no kernel for device {x.device.type!r}; "
-            "CPU and CUDA tensors are supported")
-
-
-def _forward_buffers(x: Tensor, return_membrane: bool):
-    """(output [T, N], membrane [T, N] or the [0] placeholder, v_last [N]) for x [T, N]."""
-    T, N = x.shape
-    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
-    return torch.empty((T, N), dtype=x.dtype), membrane, torch.empty((N,), dtype=x.dtype)
-
 
 @torch.library.custom_op("spikegrad::neuron_forward", mutates_args=())
 def neuron_forward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tensor,
                    v_init: Optional[Tensor], v_reset: float, charge: str, reset: str, scale: str,
                    surrogate: str, smooth: bool, detach_reset: bool,
                    return_membrane: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Returns (output [T, N], membrane [T, N] or [0], v_last [N])."""
-    return _neuron_forward_cpu(x, decay, threshold, sg_param, v_init, v_reset, charge, reset,
-                               scale, surrogate, smooth, detach_reset, return_membrane)
+    """Returns (output [T, N], membrane [T, N] or [0], v_last [N]). The default kernel: a
+    device without a kernel of its own is refused by name (CPU and CUDA have theirs below)."""
+    _check_device(x)
+    return _forward_kernel(x, decay, threshold, sg_param, v_init, v_reset, charge, reset,
+                           scale, surrogate, smooth, detach_reset, return_membrane)
 
 
+@neuron_forward.register_fake
+def _(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale, surrogate,
+      smooth, detach_reset, return_membrane):
+    T, N = x.shape
+    membrane = x.new_empty((T, N) if return_membrane else (0,))
+    return x.new_empty((T, N)), membrane, x.new_empty((N,))
+
+
+@neuron_forward.register_kernel("cpu")
 def _neuron_forward_cpu(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale,
                         surrogate, smooth, detach_reset, return_membrane):
     """spikegrad::neuron_forward's CPU kernel."""
     del detach_reset  # only the backward uses it
-    _check_device(x)
     output, membrane, v_last = _forward_buffers(x, return_membrane)
     _core.neuron_forward(
         _numpy(x), float(decay), _numpy(threshold), v_reset, _numpy(sg_param),
@@ -95,12 +83,25 @@ def _neuron_forward_cpu(x, decay, threshold, sg_param, v_init, v_reset, charge, 
     return output, membrane, v_last
 
 
-@neuron_forward.register_fake
-def _(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale, surrogate,
-      smooth, detach_reset, return_membrane):
+@neuron_forward.register_kernel("cuda")
+def _neuron_forward_cuda(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale,
+                         surrogate, smooth, detach_reset, return_membrane):
+    cuda = _device.cuda_module()
+    state = state_dtype(x.dtype)
+    x = x.contiguous()
+    threshold = _contiguous(threshold, "threshold", x, state)
+    sg_param = _contiguous(sg_param, "sg_param", x, state)
+    v_init = _contiguous(v_init, "v_init", x, state)
+    decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
-    membrane = x.new_empty((T, N) if return_membrane else (0,))
-    return x.new_empty((T, N)), membrane, x.new_empty((N,))
+    output, membrane, v_last = _forward_outputs(x, return_membrane)
+    with _device._device_guard(x):
+        cuda.neuron_forward(
+            _dtype_name(x), T, N, decay_value, float(v_reset), _ptr(threshold), _ptr(sg_param),
+            _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
+            _ptr(v_last), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+            smooth=smooth, decay_device=decay_device, stream=_device._stream(x))
+    return output, membrane, v_last
 
 
 @torch.library.custom_op("spikegrad::neuron_backward", mutates_args=())
@@ -113,17 +114,29 @@ def neuron_backward(x: Tensor, decay: Tensor, threshold: Tensor, sg_param: Tenso
     """Returns (grad_x [T, N], grad_v_init [N], grad_decay 0-d, grad_threshold [T],
     grad_sg_param [T]), the parameter gradients accumulated in float64, then cast to the
     parameters' dtypes, on x's device.
-    param_grads=False: the kernel skips the parameter sums and the last three are zeros."""
-    return _neuron_backward_cpu(x, decay, threshold, sg_param, v_init, grad_output,
-                                grad_membrane, grad_v_last, v_reset, charge, reset, scale,
-                                surrogate, smooth, detach_reset, param_grads)
+    param_grads=False: the kernel skips the parameter sums and the last three are zeros.
+    The default kernel, as neuron_forward's."""
+    _check_device(x)
+    return _backward_kernel(x, decay, threshold, sg_param, v_init, grad_output,
+                            grad_membrane, grad_v_last, v_reset, charge, reset, scale,
+                            surrogate, smooth, detach_reset, param_grads)
 
 
+@neuron_backward.register_fake
+def _(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
+      v_reset, charge, reset, scale, surrogate, smooth, detach_reset, param_grads=True):
+    T, N = x.shape
+    # the parameter gradients on x's device (a fixed decay may be a CPU scalar beside CUDA x)
+    return (x.new_empty((T, N)), x.new_empty((N,), dtype=state_dtype(x.dtype)),
+            x.new_empty((), dtype=decay.dtype), x.new_empty((T,), dtype=threshold.dtype),
+            x.new_empty((T,), dtype=sg_param.dtype))
+
+
+@neuron_backward.register_kernel("cpu")
 def _neuron_backward_cpu(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane,
                          grad_v_last, v_reset, charge, reset, scale, surrogate, smooth,
                          detach_reset, param_grads=True):
     """spikegrad::neuron_backward's CPU kernel."""
-    _check_device(x)
     T, N = x.shape
     grad_x = torch.empty((T, N), dtype=x.dtype)
     grad_v_init = torch.empty((N,), dtype=x.dtype)
@@ -141,15 +154,47 @@ def _neuron_backward_cpu(x, decay, threshold, sg_param, v_init, grad_output, gra
             torch.from_numpy(grad_sg_param).to(x.dtype))
 
 
-@neuron_backward.register_fake
-def _(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last,
-      v_reset, charge, reset, scale, surrogate, smooth, detach_reset, param_grads=True):
+@neuron_backward.register_kernel("cuda")
+def _neuron_backward_cuda(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane,
+                          grad_v_last, v_reset, charge, reset, scale, surrogate, smooth,
+                          detach_reset, param_grads=True):
+    # v_init None: the kernel starts from zeros. param_grads=False: the kernel makes no
+    # parameter sums (null pointers) and the three parameter gradients are zeros, as on the CPU.
+    cuda = _device.cuda_module()
+    state = state_dtype(x.dtype)
+    x = x.contiguous()
+    threshold = _contiguous(threshold, "threshold", x, state)
+    sg_param = _contiguous(sg_param, "sg_param", x, state)
+    v_init = _contiguous(v_init, "v_init", x, state)
+    grad_output, grad_membrane, grad_v_last = _upstream(x, grad_output, grad_membrane,
+                                                        grad_v_last)
+    decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
-    # the parameter gradients on x's device (a fixed decay may be a CPU scalar beside CUDA x)
-    return (x.new_empty((T, N)), x.new_empty((N,), dtype=state_dtype(x.dtype)),
-            x.new_empty((), dtype=decay.dtype), x.new_empty((T,), dtype=threshold.dtype),
-            x.new_empty((T,), dtype=sg_param.dtype))
+    name = _dtype_name(x)
+    grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
+    grad_v_init = torch.empty((N,), dtype=state, device=x.device)
+    # decay, theta[T], p[T] in float64; each its own tensor (custom-op outputs must not alias)
+    grads = [torch.empty(shape, dtype=torch.float64, device=x.device)
+             for shape in ((), (T,), (T,))] if param_grads else [None] * 3
+    workspace = _workspace(cuda.neuron_backward_workspace_bytes(name, T, N), x)
+    with _device._device_guard(x):
+        cuda.neuron_backward(
+            name, T, N, decay_value, float(v_reset), _ptr(threshold), _ptr(sg_param),
+            _ptr(v_init), _ptr(x), _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last),
+            _ptr(grad_x), _ptr(grad_v_init), *map(_ptr, grads),
+            _ptr(workspace), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
+            smooth=smooth, detach_reset=detach_reset, decay_device=decay_device,
+            stream=_device._stream(x))
+    if not param_grads:
+        return (grad_x, grad_v_init, x.new_zeros((), dtype=decay.dtype),
+                x.new_zeros((T,), dtype=threshold.dtype), x.new_zeros((T,), dtype=sg_param.dtype))
+    return (grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1], threshold),
+            _like(grads[2], sg_param))
 
+
+# ---------------------------------------------------------------------------------------
+# Autograd: the backward recomputes the membrane from x and the saved parameters
+# ---------------------------------------------------------------------------------------
 
 def _setup_context(ctx, inputs, output):
     (x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale, surrogate,
@@ -180,19 +225,8 @@ def _backward(ctx, grad_output, grad_membrane, grad_v_last, backward_op=None):
             None, None, None, None, None, None, None, None)
 
 
-def parameter_gradient(grad: Tensor, parameter: Tensor, needed: bool):
-    """A backward op's parameter gradient (on x's device) for autograd: None when the
-    parameter needs none; moved to the parameter's device where that differs (a CPU scalar
-    beside CUDA x; the public API never makes one that requires grad, since a copy to the host
-    synchronizes the stream)."""
-    if not needed:
-        return None
-    return grad if grad.device == parameter.device else grad.to(parameter.device)
-
-
 torch.library.register_autograd("spikegrad::neuron_forward", _backward,
                                 setup_context=_setup_context)
-register_neuron_kernels(neuron_forward, neuron_backward)  # CUDA (_cuda_ops.py)
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,47 +282,6 @@ def _run_neuron_forward(*args):
 # ---------------------------------------------------------------------------------------
 # The public function: every user-facing check, then the op.
 # ---------------------------------------------------------------------------------------
-
-def _parameter(value, name, x, *, per_step=False, scale=None, positive=False, host=False):
-    """A float or tensor parameter as a tensor of x's dtype and device: 0-d, or [T] where
-    per_step allows it. host: a number becomes a CPU scalar (the decay, which the CUDA
-    launchers read on the host without a copy from the device, which would synchronize)."""
-    T = x.shape[0]
-    if isinstance(value, Tensor):
-        value = _check_tensor(value, name, x)   # float16/bfloat16 x: cast to float32
-        if value.dim() == 0:
-            return value
-        if per_step and value.shape == (T,):
-            return value
-        allowed = "a float, a 0-d tensor or a length-T tensor" if per_step else \
-            "a float or a 0-d tensor"
-        raise ValueError(f"{name} must be {allowed} (T = {T}), got shape "
-                         f"{tuple(value.shape)}")
-    number = check_number(name, value, scale=scale, positive=positive)
-    if host:
-        return torch.tensor(number, dtype=state_dtype(x.dtype))
-    # torch.full launches a fill on x's device; torch.tensor(number, device=...) would copy
-    # from the host and synchronize the stream. Per-step parameters come out [T] and
-    # contiguous, as the kernels read them (no second copy from an expanded view).
-    return torch.full((T,) if per_step else (), number, dtype=state_dtype(x.dtype),
-                      device=x.device)
-
-
-def _initial_membrane(v_init, x: Tensor) -> Tensor:
-    """v_init (None, float, 0-d tensor or shaped like x[0]) as the ops take it: [N]."""
-    N = x[0].numel()
-    if v_init is None:
-        return x.new_zeros((N,), dtype=state_dtype(x.dtype))
-    if isinstance(v_init, Tensor) and v_init.dim() > 0:
-        if v_init.shape != x.shape[1:]:
-            raise ValueError(f"v_init must be a float, a 0-d tensor or shaped like x[0] "
-                             f"{tuple(x.shape[1:])}, got shape {tuple(v_init.shape)}")
-        return _check_tensor(v_init, "v_init", x).reshape(N)
-    if isinstance(v_init, Tensor):
-        return _parameter(v_init, "v_init", x).expand(N)
-    number = check_number("v_init", v_init)
-    return torch.full((N,), number, dtype=state_dtype(x.dtype), device=x.device)
-
 
 def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: str = "hard",
            v_reset: float = 0.0, detach_reset: bool = False, scale: str = "absolute",
@@ -355,29 +348,3 @@ def neuron(x: Tensor, *, charge: str = "mul", decay=0.2, threshold=1.0, reset: s
         output=output.reshape(x.shape),
         membrane=membrane.reshape(x.shape) if return_membrane else None,
         v_last=v_last.reshape(neuron_shape))
-
-
-def _check_x_dtype(x: Tensor):
-    """float32 or float64; float16 and bfloat16 on CUDA only (with float32 state)."""
-    if x.dtype in (torch.float32, torch.float64):
-        return
-    if x.dtype in HALF_DTYPES:
-        if x.device.type == "cuda":
-            return
-        raise TypeError(f"x has dtype {x.dtype} on {x.device.type}: float16 and bfloat16 "
-                        f"are supported on CUDA only; use float32 or float64 on the CPU")
-    raise TypeError(f"x must be float32 or float64 (or float16/bfloat16 on CUDA), "
-                    f"got {x.dtype}")
-
-
-def _check_tensor(value: Tensor, name: str, x: Tensor) -> Tensor:
-    """A tensor argument must match x in dtype (no silent casts) and device. For float16
-    and bfloat16 x it may also be float32 (the state dtype), and is cast to it."""
-    if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-    if value.dtype not in (x.dtype, state_dtype(x.dtype)):
-        raise TypeError(f"{name} has dtype {value.dtype} but x has {x.dtype}; "
-                        f"cast one of them so that they match")
-    if value.device != x.device:
-        raise ValueError(f"{name} is on {value.device} but x is on {x.device}")
-    return value.to(state_dtype(x.dtype))

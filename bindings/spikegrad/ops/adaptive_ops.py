@@ -1,7 +1,7 @@
 """The torch op of DS-ATGO's adaptive threshold (docs/spec.md §2 "AT", docs/spec.md §5 "TGO"), and its
 data-parallel twin.
 
-    spikegrad::adaptive_forward  (custom_op, the fused C++ kernel adaptive_cpu.hpp)
+    spikegrad::adaptive_forward  (custom_op: fake, CPU and CUDA kernels side by side)
         -> output, membrane, v_last, threshold [T], sg_param [T], mean [T], std [T]
     backward -> spikegrad::neuron_backward with the recorded threshold and widths
                (theta[t] and k_t are detached statistics: no gradient flows into them)
@@ -22,16 +22,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _core
-from . import ops  # noqa: F401  (registers spikegrad::neuron_backward)
-from ._cuda_ops import register_adaptive_kernel
-from ._statistics import BLOCK, combine_partial_sums
+from .. import _core
+from .._statistics import BLOCK, combine_partial_sums
+from . import _device
+from . import neuron_ops  # noqa: F401  (registers spikegrad::neuron_backward)
+from ._buffers import _numpy
+from ._device import _contiguous, _decay, _dtype_name, _forward_outputs, _ptr, _workspace
 
 __all__ = ["adaptive_forward", "synced_adaptive_statistics"]
-
-
-def _numpy(t: Tensor):
-    return t.detach().contiguous().numpy()
 
 
 @torch.library.custom_op("spikegrad::adaptive_forward", mutates_args=())
@@ -43,11 +41,31 @@ def adaptive_forward(x: Tensor, decay: Tensor, v_init: Optional[Tensor], v_reset
                      ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """x [T, N], decay 0-d, v_init [N] or None (zeros, not materialised in the forward) ->
     (output [T, N], membrane [T, N] or [0], v_last [N], threshold [T], sg_param [T],
-    mean float64 [T], std float64 [T])."""
-    del detach_reset  # only the backward uses it
-    if x.device.type != "cpu":
+    mean float64 [T], std float64 [T]). The default kernel: a device without a kernel of its
+    own is refused by name (CPU and CUDA have theirs below)."""
+    if x.device.type not in ("cpu", "cuda"):
         raise NotImplementedError(f"spikegrad.nn.ATGO has no kernel for device "
                                   f"{x.device.type!r}; CPU and CUDA tensors are supported")
+    kernel = _adaptive_forward_cuda if x.is_cuda else _adaptive_forward_cpu
+    return kernel(x, decay, v_init, v_reset, charge, reset, detach_reset, threshold_mode, f_c,
+                  v_th, tgo, tgo_driver, width, return_membrane)
+
+
+@adaptive_forward.register_fake
+def _(x, decay, v_init, v_reset, charge, reset, detach_reset, threshold_mode, f_c, v_th, tgo,
+      tgo_driver, width, return_membrane):
+    T, N = x.shape
+    f64 = dict(dtype=torch.float64)
+    return (x.new_empty((T, N)), x.new_empty((T, N) if return_membrane else (0,)),
+            x.new_empty((N,)), x.new_empty((T,)), x.new_empty((T,)),
+            x.new_empty((T,), **f64), x.new_empty((T,), **f64))
+
+
+@adaptive_forward.register_kernel("cpu")
+def _adaptive_forward_cpu(x, decay, v_init, v_reset, charge, reset, detach_reset,
+                          threshold_mode, f_c, v_th, tgo, tgo_driver, width, return_membrane):
+    """spikegrad::adaptive_forward's CPU kernel."""
+    del detach_reset  # only the backward uses it
     T, N = x.shape
     output = torch.empty((T, N), dtype=x.dtype)
     membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
@@ -66,14 +84,32 @@ def adaptive_forward(x: Tensor, decay: Tensor, v_init: Optional[Tensor], v_reset
     return output, membrane, v_last, threshold, sg_param, mean, std
 
 
-@adaptive_forward.register_fake
-def _(x, decay, v_init, v_reset, charge, reset, detach_reset, threshold_mode, f_c, v_th, tgo,
-      tgo_driver, width, return_membrane):
+@adaptive_forward.register_kernel("cuda")
+def _adaptive_forward_cuda(x, decay, v_init, v_reset, charge, reset, detach_reset,
+                           threshold_mode, f_c, v_th, tgo, tgo_driver, width, return_membrane):
+    cuda = _device.cuda_module()
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64 for the adaptive threshold, got {x.dtype}")
+    x = x.contiguous()
     T, N = x.shape
-    f64 = dict(dtype=torch.float64)
-    return (x.new_empty((T, N)), x.new_empty((T, N) if return_membrane else (0,)),
-            x.new_empty((N,)), x.new_empty((T,)), x.new_empty((T,)),
-            x.new_empty((T,), **f64), x.new_empty((T,), **f64))
+    v_init = _contiguous(v_init, "v_init", x, x.dtype)   # None: the kernel starts from zeros
+    decay_value, decay_device = _decay(decay, x)
+    like = dict(dtype=x.dtype, device=x.device)
+    f64 = dict(dtype=torch.float64, device=x.device)
+    output, membrane, v_last = _forward_outputs(x, return_membrane)
+    h_scratch = torch.empty((0,) if return_membrane else (N,), **like)
+    threshold, sg_param = torch.empty((T,), **like), torch.empty((T,), **like)
+    mean, std = torch.empty((T,), **f64), torch.empty((T,), **f64)
+    workspace = _workspace(cuda.adaptive_workspace_bytes(N), x)
+    with _device._device_guard(x):
+        cuda.adaptive_forward(
+            _dtype_name(x), T, N, decay_value, float(v_reset), _ptr(v_init), _ptr(x),
+            _ptr(output), _ptr(membrane) if return_membrane else 0, _ptr(v_last),
+            _ptr(threshold), _ptr(sg_param), _ptr(mean), _ptr(std),
+            0 if return_membrane else _ptr(h_scratch), _ptr(workspace), charge=charge,
+            reset=reset, threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo,
+            tgo_driver=tgo_driver, width=width, decay_device=decay_device, stream=_device._stream(x))
+    return output, membrane, v_last, threshold, sg_param, mean, std
 
 
 def _setup_context(ctx, inputs, output):
@@ -102,7 +138,6 @@ def _backward(ctx, grad_output, grad_membrane, grad_v_last, *_detached):
 
 torch.library.register_autograd("spikegrad::adaptive_forward", _backward,
                                 setup_context=_setup_context)
-register_adaptive_kernel(adaptive_forward)  # CUDA (_cuda_ops.py)
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """The torch ops of docs/spec.md §6 (the CF paper): `spikegrad.multilevel` (the circulate-firing
 neuron) and `spikegrad.pnb_loss` (the positive-negative balanced loss).
 
-    multilevel(x) -> checks -> spikegrad::multilevel_forward   (custom_op, CPU kernel)
-    backward      ->           spikegrad::multilevel_backward  (custom_op, CPU kernel)
-    pnb_loss(hs)  -> spikegrad::pnb_partial_sums per layer     (custom_op, CPU kernel)
+    multilevel(x) -> checks -> spikegrad::multilevel_forward   (custom_op)
+    backward      ->           spikegrad::multilevel_backward  (custom_op)
+    pnb_loss(hs)  -> spikegrad::pnb_partial_sums per layer     (custom_op)
                   -> Eqs. 20-22 in float64 torch arithmetic (autograd)
-    backward      -> spikegrad::pnb_partial_sums_backward      (custom_op, CPU kernel)
+    backward      -> spikegrad::pnb_partial_sums_backward      (custom_op)
 
-Every op has a fake kernel (torch.compile traces without graph breaks). The neuron's
+Each op stands with its fake (torch.compile traces without graph breaks), CPU and CUDA
+kernels side by side. The neuron's
 backward recomputes the membrane from x. Double backward is not supported.
 """
 
@@ -19,14 +20,16 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from . import _core
-from ._options import check_number
-from ._cuda_ops import register_multilevel_kernels
-from .ops import (NeuronOutput, _check_device, _check_x_dtype, _forward_buffers,
-                  _initial_membrane, _numpy, _parameter, parameter_gradient)
-from ._options import LEVEL_SURROGATES
+from .. import _core
+from .._options import LEVEL_SURROGATES, check_number
+from . import _device
+from ._buffers import (NeuronOutput, _check_device, _check_x_dtype, _forward_buffers,
+                       _initial_membrane, _numpy, _parameter, parameter_gradient)
+from ._device import (_contiguous, _decay, _dtype_name, _forward_outputs, _like, _ptr,
+                      _upstream, _workspace, state_dtype)
 
-__all__ = ["multilevel", "pnb_loss"]
+__all__ = ["multilevel", "pnb_loss", "multilevel_forward", "multilevel_backward",
+           "pnb_partial_sums", "pnb_partial_sums_backward"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -38,15 +41,12 @@ def multilevel_forward(x: Tensor, decay: Tensor, a: Tensor, v_init: Tensor, thet
                        theta_n: float, k_p: int, k_n: int, surrogate: str, smooth: bool,
                        detach_reset: bool, return_membrane: bool
                        ) -> tuple[Tensor, Tensor, Tensor]:
-    """Returns (output [T, N], membrane [T, N] or [0], v_last [N])."""
-    del detach_reset  # only the backward uses it
+    """Returns (output [T, N], membrane [T, N] or [0], v_last [N]). The default kernel: a
+    device without a kernel of its own is refused by name (CPU and CUDA have theirs below)."""
     _check_device(x)
-    output, membrane, v_last = _forward_buffers(x, return_membrane)
-    _core.multilevel_forward(
-        _numpy(x), float(decay), theta_p, theta_n, k_p, k_n, _numpy(a), _numpy(v_init),
-        output.numpy(), membrane.numpy() if return_membrane else None, v_last.numpy(),
-        surrogate=surrogate, smooth=smooth)
-    return output, membrane, v_last
+    kernel = _multilevel_forward_cuda if x.is_cuda else _multilevel_forward_cpu
+    return kernel(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth,
+                  detach_reset, return_membrane)
 
 
 @multilevel_forward.register_fake
@@ -55,6 +55,39 @@ def _(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth, detach
     T, N = x.shape
     return (x.new_empty((T, N)), x.new_empty((T, N) if return_membrane else (0,)),
             x.new_empty((N,)))
+
+
+@multilevel_forward.register_kernel("cpu")
+def _multilevel_forward_cpu(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth,
+                            detach_reset, return_membrane):
+    """spikegrad::multilevel_forward's CPU kernel."""
+    del detach_reset  # only the backward uses it
+    output, membrane, v_last = _forward_buffers(x, return_membrane)
+    _core.multilevel_forward(
+        _numpy(x), float(decay), theta_p, theta_n, k_p, k_n, _numpy(a), _numpy(v_init),
+        output.numpy(), membrane.numpy() if return_membrane else None, v_last.numpy(),
+        surrogate=surrogate, smooth=smooth)
+    return output, membrane, v_last
+
+
+@multilevel_forward.register_kernel("cuda")
+def _multilevel_forward_cuda(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth,
+                             detach_reset, return_membrane):
+    cuda = _device.cuda_module()
+    state = state_dtype(x.dtype)
+    x = x.contiguous()
+    a = _contiguous(a, "a", x, state)
+    v_init = _contiguous(v_init, "v_init", x, state)
+    decay_value, decay_device = _decay(decay, x)
+    T, N = x.shape
+    output, membrane, v_last = _forward_outputs(x, return_membrane)
+    with _device._device_guard(x):
+        cuda.multilevel_forward(
+            _dtype_name(x), T, N, decay_value, theta_p, theta_n, k_p, k_n, _ptr(a),
+            _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
+            _ptr(v_last), surrogate=surrogate, smooth=smooth, decay_device=decay_device,
+            stream=_device._stream(x))
+    return output, membrane, v_last
 
 
 @torch.library.custom_op("spikegrad::multilevel_backward", mutates_args=())
@@ -67,8 +100,29 @@ def multilevel_backward(x: Tensor, decay: Tensor, a: Tensor, v_init: Tensor,
     """Returns (grad_x [T, N], grad_v_init [N], grad_decay 0-d, grad_a [T]); the parameter
     gradients are accumulated in float64, then cast. need_grad_decay / need_grad_a False
     skips that gradient's float64 sums (about a third of the work with TSG); it is then
-    returned as NaN, never as a plausible number."""
+    returned as NaN, never as a plausible number. The default kernel, as
+    multilevel_forward's."""
     _check_device(x)
+    kernel = _multilevel_backward_cuda if x.is_cuda else _multilevel_backward_cpu
+    return kernel(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, theta_p,
+                  theta_n, k_p, k_n, surrogate, smooth, detach_reset, need_grad_decay,
+                  need_grad_a)
+
+
+@multilevel_backward.register_fake
+def _(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, theta_p, theta_n, k_p,
+      k_n, surrogate, smooth, detach_reset, need_grad_decay=True, need_grad_a=True):
+    T, N = x.shape
+    # the parameter gradients on x's device (a fixed decay may be a CPU scalar beside CUDA x)
+    return (x.new_empty((T, N)), v_init.new_empty((N,)), x.new_empty((), dtype=decay.dtype),
+            x.new_empty((T,), dtype=a.dtype))
+
+
+@multilevel_backward.register_kernel("cpu")
+def _multilevel_backward_cpu(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last,
+                             theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset,
+                             need_grad_decay=True, need_grad_a=True):
+    """spikegrad::multilevel_backward's CPU kernel."""
     T, N = x.shape
     grad_x = torch.empty((T, N), dtype=x.dtype)
     grad_v_init = torch.empty((N,), dtype=x.dtype)
@@ -88,13 +142,40 @@ def multilevel_backward(x: Tensor, decay: Tensor, a: Tensor, v_init: Tensor,
             else torch.from_numpy(grad_a).to(x.dtype))
 
 
-@multilevel_backward.register_fake
-def _(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, theta_p, theta_n, k_p,
-      k_n, surrogate, smooth, detach_reset, need_grad_decay=True, need_grad_a=True):
+@multilevel_backward.register_kernel("cuda")
+def _multilevel_backward_cuda(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last,
+                              theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset,
+                              need_grad_decay=True, need_grad_a=True):
+    # no parameter sums (null pointers) when neither gradient is needed; both otherwise
+    cuda = _device.cuda_module()
+    state = state_dtype(x.dtype)
+    x = x.contiguous()
+    a = _contiguous(a, "a", x, state)
+    v_init = _contiguous(v_init, "v_init", x, state)
+    grad_output, grad_membrane, grad_v_last = _upstream(x, grad_output, grad_membrane,
+                                                        grad_v_last)
+    decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
-    # the parameter gradients on x's device (a fixed decay may be a CPU scalar beside CUDA x)
-    return (x.new_empty((T, N)), v_init.new_empty((N,)), x.new_empty((), dtype=decay.dtype),
-            x.new_empty((T,), dtype=a.dtype))
+    name = _dtype_name(x)
+    grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
+    grad_v_init = torch.empty((N,), dtype=state, device=x.device)
+    param_grads = need_grad_decay or need_grad_a
+    # decay, a[T] in float64, each its own tensor (custom-op outputs must not alias)
+    grads = [torch.empty(shape, dtype=torch.float64, device=x.device)
+             for shape in ((), (T,))] if param_grads else [None] * 2
+    workspace = _workspace(cuda.multilevel_backward_workspace_bytes(name, T, N), x)
+    with _device._device_guard(x):
+        cuda.multilevel_backward(
+            name, T, N, decay_value, theta_p, theta_n, k_p, k_n, _ptr(a), _ptr(v_init), _ptr(x),
+            _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last), _ptr(grad_x),
+            _ptr(grad_v_init), *map(_ptr, grads), _ptr(workspace), surrogate=surrogate,
+            smooth=smooth, detach_reset=detach_reset, decay_device=decay_device,
+            stream=_device._stream(x))
+    if not param_grads:   # as the CPU kernel: an unwanted gradient is NaN, never plausible
+        nan = float("nan")
+        return (grad_x, grad_v_init, x.new_full((), nan, dtype=decay.dtype),
+                x.new_full((T,), nan, dtype=a.dtype))
+    return grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1], a)
 
 
 def _multilevel_setup_context(ctx, inputs, output):
@@ -211,14 +292,35 @@ def multilevel(x: Tensor, *, decay=0.25, theta_p: float = 1.0, theta_n: float = 
 
 @torch.library.custom_op("spikegrad::pnb_partial_sums", mutates_args=())
 def pnb_partial_sums(h: Tensor, theta_p: float, theta_n: float, k: int) -> Tensor:
-    """float64 [k, 2, 2]: [level-1, sign (0: R+, 1: R-), (sum w, sum h w)]."""
+    """float64 [k, 2, 2]: [level-1, sign (0: R+, 1: R-), (sum w, sum h w)]. The default
+    kernel, as multilevel_forward's."""
     _check_device(h)
-    return torch.from_numpy(_core.pnb_partial_sums(_numpy(h), theta_p, theta_n, k))
+    kernel = _pnb_partial_sums_cuda if h.is_cuda else _pnb_partial_sums_cpu
+    return kernel(h, theta_p, theta_n, k)
 
 
 @pnb_partial_sums.register_fake
 def _(h, theta_p, theta_n, k):
     return h.new_empty((k, 2, 2), dtype=torch.float64)
+
+
+@pnb_partial_sums.register_kernel("cpu")
+def _pnb_partial_sums_cpu(h, theta_p, theta_n, k):
+    return torch.from_numpy(_core.pnb_partial_sums(_numpy(h), theta_p, theta_n, k))
+
+
+@pnb_partial_sums.register_kernel("cuda")
+def _pnb_partial_sums_cuda(h, theta_p, theta_n, k):
+    cuda = _device.cuda_module()
+    if h.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"h must be float32 or float64, got {h.dtype}")
+    h = h.contiguous()
+    sums = torch.empty((k, 2, 2), dtype=torch.float64, device=h.device)
+    workspace = _workspace(cuda.pnb_workspace_bytes(h.numel(), k), h)
+    with _device._device_guard(h):
+        cuda.pnb_partial_sums(_dtype_name(h), _ptr(h), h.numel(), theta_p, theta_n, k,
+                              _ptr(sums), _ptr(workspace), stream=_device._stream(h))
+    return sums
 
 
 @torch.library.custom_op("spikegrad::pnb_partial_sums_backward", mutates_args=())
@@ -227,12 +329,8 @@ def pnb_partial_sums_backward(h: Tensor, grad_sums: Tensor, theta_p: float, thet
     """dL/dh from dL/d(sums): inside the region of level value c (k theta_p or
     -k theta_n), w = exp(-|c - h|), dw/dh = w sign(c - h), d(h w)/dh = w + h dw/dh.
     Elementwise, in float64, then cast to h's dtype. Region membership carries no gradient.
-    On the CPU the C++ kernel (one pass over h); on other devices the same arithmetic in torch."""
-    if h.device.type == "cpu":
-        grad_h = torch.empty_like(h, memory_format=torch.contiguous_format)
-        _core.pnb_partial_sums_backward(_numpy(h), _numpy(grad_sums.to(torch.float64)), theta_p,
-                                        theta_n, k, grad_h.numpy())
-        return grad_h
+    The default kernel (CUDA's) is this arithmetic in torch; the CPU kernel is the C++ one
+    (one pass over h)."""
     h64 = h.detach().to(torch.float64)
     grad = torch.zeros_like(h64)
     one = torch.ones((), dtype=h.dtype, device=h.device)
@@ -256,6 +354,14 @@ def _(h, grad_sums, theta_p, theta_n, k):
     return torch.empty_like(h)
 
 
+@pnb_partial_sums_backward.register_kernel("cpu")
+def _pnb_partial_sums_backward_cpu(h, grad_sums, theta_p, theta_n, k):
+    grad_h = torch.empty_like(h, memory_format=torch.contiguous_format)
+    _core.pnb_partial_sums_backward(_numpy(h), _numpy(grad_sums.to(torch.float64)), theta_p,
+                                    theta_n, k, grad_h.numpy())
+    return grad_h
+
+
 def _pnb_setup_context(ctx, inputs, output):
     h, theta_p, theta_n, k = inputs
     ctx.save_for_backward(h)
@@ -269,7 +375,6 @@ def _pnb_backward(ctx, grad_sums):
 
 torch.library.register_autograd("spikegrad::pnb_partial_sums", _pnb_backward,
                                 setup_context=_pnb_setup_context)
-register_multilevel_kernels(multilevel_forward, multilevel_backward, pnb_partial_sums)  # CUDA
 
 
 def _pnb_from_sums(sums: Tensor, eps: float) -> Tensor:
