@@ -2,7 +2,7 @@
 
 Options are strings at the Python surface (enums in C++, template parameters in kernels);
 numbers (decay, thresholds, widths) stay run-time values. The lists are the package's own:
-the reference (spikegrad.ref) keeps its lists too, and tests/ref/test_options.py checks that
+the reference (spikegrad.ref) keeps its lists too, and tests/ops/test_options.py checks that
 both agree and that the compiled parser accepts every name.
 """
 

@@ -304,9 +304,10 @@ def test_nan_inside_x_is_ieee_not_an_error():
     dict(charge="if", reset="none", scale="threshold_robust", surrogate="sigmoid", smooth=True),
 ])
 def test_eager_path_equals_the_registered_op(options):
-    """spikegrad.neuron in eager mode runs the kernels through a plain autograd.Function (neuron_ops.py,
-    "The eager path"); the registered op (torch.compile, vmap) must give the same bits: the
-    forward, and the gradients of x, decay, threshold, sg_param and v_init."""
+    """spikegrad.neuron in eager mode runs the kernels through a plain autograd.Function
+    (spikegrad/ops/neuron_ops.py, "The eager path"); the registered op (torch.compile, vmap)
+    must give the same bits: the forward, and the gradients of x, decay, threshold, sg_param
+    and v_init."""
     torch.manual_seed(3)
     T, N = 7, 33
     x = torch.randn(T, N, dtype=torch.float64) * 0.8 + 0.4

@@ -10,7 +10,8 @@ theta = softplus(k), z = h / theta - 1, output theta * s, soft reset v = h - o. 
 moves towards the mean membrane of the active neurons at the last step. The reduction has a
 fixed order, in float64 (spikegrad._statistics; the reference's is spikegrad.ref.mp_init);
 with `sync_stats=True` the per-sample partial sums of every process are gathered over the
-default torch.distributed group, so N processes compute exactly the bits one process computes on the whole batch.
+default torch.distributed group, so N processes compute exactly the bits one process
+computes on the whole batch.
 """
 
 from __future__ import annotations

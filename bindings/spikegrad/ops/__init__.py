@@ -11,6 +11,17 @@ side; the public function checks its arguments once, before the op. _buffers hol
 boundary checks and host buffers the families share, _device the CUDA launch plumbing.
 """
 
+# every family needs torch: say so once, before any of them imports it
+try:
+    import torch  # noqa: F401
+except ModuleNotFoundError as error:  # pragma: no cover - exercised without torch only
+    raise ModuleNotFoundError(
+        "spikegrad.neuron and the torch layers need PyTorch, which is not installed. "
+        "Install it with `pip install 'spikegrad[torch]'` (or `pip install torch`). "
+        "The NumPy reference (spikegrad.ref), the kernels (spikegrad.kernels) and "
+        "`spikegrad verify` work without it."
+    ) from error
+
 from .adaptive_ops import adaptive_forward, synced_adaptive_statistics
 from .multilevel_ops import multilevel, pnb_loss
 from .neuron_ops import NeuronOutput, neuron

@@ -108,7 +108,8 @@ def _adaptive_forward_cuda(x, decay, v_init, v_reset, charge, reset, detach_rese
             _ptr(threshold), _ptr(sg_param), _ptr(mean), _ptr(std),
             0 if return_membrane else _ptr(h_scratch), _ptr(workspace), charge=charge,
             reset=reset, threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo,
-            tgo_driver=tgo_driver, width=width, decay_device=decay_device, stream=_device._stream(x))
+            tgo_driver=tgo_driver, width=width, decay_device=decay_device,
+            stream=_device._stream(x))
     return output, membrane, v_last, threshold, sg_param, mean, std
 
 

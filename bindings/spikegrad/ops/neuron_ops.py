@@ -19,15 +19,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-try:
-    import torch
-except ModuleNotFoundError as error:  # pragma: no cover - exercised without torch only
-    raise ModuleNotFoundError(
-        "spikegrad.neuron and the torch layers need PyTorch, which is not installed. "
-        "Install it with `pip install 'spikegrad[torch]'` (or `pip install torch`). "
-        "The NumPy reference (spikegrad.ref), the kernels (spikegrad.kernels) and "
-        "`spikegrad verify` work without it."
-    ) from error
+import torch
 
 from torch import Tensor
 
