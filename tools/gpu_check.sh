@@ -15,11 +15,11 @@ shopt -s nullglob
 
 # ---- what runs: edit here ------------------------------------------------------------------
 # GPU test files (globs; missing ones are left out) and an optional -k expression
-GPU_TESTS=("tests/test_cuda.py" "tests/test_cuda_build.py" "tests/test_cuda_*.py" "tests/test_nn_ddp.py")
+GPU_TESTS=("tests/cuda/test_*.py" "tests/nn/test_nn_ddp.py")
 GPU_TESTS_K=""
 XDIST_WORKERS=8
 # skip reasons that are expected on a GPU machine (regex); any other skip of a GPU test fails.
-# A GPU test is one in a test_cuda*.py file or one with "cuda" in its name.
+# A GPU test is one in tests/cuda (a test_cuda*.py file) or one with "cuda" in its name.
 ALLOWED_SKIPS="no-GPU message"
 BENCH_ARGS=(--T 8 --N 16777216 1048576 65536)   # the goal size first: a timeout loses the smallest
 PROFILE_ARGS=(--T 8 --N 65536 16777216)
@@ -182,7 +182,8 @@ except (OSError, ET.ParseError) as error:
     sys.exit(f"no JUnit report: {error}")
 def is_gpu(case):
     module = case.get("classname", "").split(".")
-    return any(part.startswith("test_cuda") for part in module) or "cuda" in case.get("name", "")
+    return (any(part == "cuda" or part.startswith("test_cuda") for part in module)
+            or "cuda" in case.get("name", ""))
 gpu = [c for c in cases if is_gpu(c)]
 bad, fine = [], 0
 for case in gpu:
@@ -204,7 +205,7 @@ EOF
 }
 
 bench() {
-  (cd "$work" && "$python" -c "import sys; from spikegrad.cli import main; sys.exit(main(sys.argv[1:]))" \
+  (cd "$work" && "$python" -c "import sys; from spikegrad.tools.cli import main; sys.exit(main(sys.argv[1:]))" \
      bench --device cuda "${BENCH_ARGS[@]}" --no-progress --json "$outdir/bench.json") \
      >"$outdir/bench.txt" 2>&1
 }
@@ -217,7 +218,7 @@ kernel_designs() {
 }
 
 profile() {
-  (cd "$work" && "$python" -c "import sys; from spikegrad.cli import main; sys.exit(main(sys.argv[1:]))" \
+  (cd "$work" && "$python" -c "import sys; from spikegrad.tools.cli import main; sys.exit(main(sys.argv[1:]))" \
      bench --device cuda --profile "${PROFILE_ARGS[@]}") >"$outdir/profile.txt" 2>&1
   local rc=$?
   head -c 6000 "$outdir/profile.txt"

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from .ref.neuron import _per_step, initial_membrane
-from ._options import DEFAULT_SG_PARAM, check_options
+from ._options import (DEFAULT_SG_PARAM, LEVEL_SURROGATES, check_adaptive_options,
+                       check_level_parameters, check_options, check_pnb_parameters,
+                       initial_membrane)
+from ._options import per_step as _per_step
 
 __all__ = ["forward", "backward", "KernelResult", "KernelGrads", "adaptive_forward",
            "AdaptiveKernelResult", "multilevel_forward", "multilevel_backward",
@@ -154,8 +156,6 @@ def adaptive_forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", 
                      v_reset=0.0, detach_reset=False, return_membrane=True,
                      num_threads=0) -> AdaptiveKernelResult:
     """The C++ twin of spikegrad.ref.adaptive.forward (same keywords), bit-identical."""
-    from .ref.adaptive import check_adaptive_options
-
     check_options(charge=charge, reset=reset, scale="absolute", surrogate="rect",
                   detach_reset=bool(detach_reset), return_membrane=bool(return_membrane))
     check_adaptive_options(threshold_mode, tgo_driver, f_c, v_th, width)
@@ -197,9 +197,8 @@ def multilevel_forward(x, *, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2,
                        surrogate="tsg", a=1.0, detach_reset=False, v_init=None, smooth=False,
                        return_membrane=True, num_threads=0) -> KernelResult:
     """The CF neuron's C++ forward, like spikegrad.ref.multilevel.forward."""
-    from .ref.multilevel import MultilevelOptions, check_level_parameters
-
-    MultilevelOptions(surrogate, bool(detach_reset), bool(smooth))   # checks the names
+    if surrogate not in LEVEL_SURROGATES:
+        raise ValueError(f"surrogate must be one of {LEVEL_SURROGATES}, got {surrogate!r}")
     dtype = _dtype_of(x)
     x = np.asarray(x)
     if x.ndim < 1 or x.shape[0] == 0:
@@ -271,10 +270,8 @@ def multilevel_backward(result: KernelResult, grad_output, grad_membrane=None,
 
 def pnb_partial_sums(h, theta_p=1.0, theta_n=1.0, k=2, num_threads=0):
     """[K, 2, 2] float64 partial sums of one layer, like spikegrad.ref.pnb.partial_sums."""
-    from .ref.pnb import check
-
     h = np.asarray(h)
     _dtype_of(h)
-    check(theta_p, theta_n, k, 0.0)
+    check_pnb_parameters(theta_p, theta_n, k, 0.0)
     return _core.pnb_partial_sums(np.ascontiguousarray(h), float(theta_p), float(theta_n),
                                   int(k), num_threads=num_threads)

@@ -7,8 +7,8 @@ each forward `layer.diagnostics` holds, per timestep (tensors of length T):
   their membrane: f'(z) > 0 for the compact shapes (rect, triangle, and the TSG triangles),
   and f'(z) >= f'(0) / 10 for the shapes with infinite support (sigmoid, atan), whose
   derivative is never exactly zero.
-They are computed from the detached membrane with the reference's formulas
-(spikegrad.ref.formulas), so recording needs the membrane (one extra [T, N] buffer).
+They are computed from the detached membrane with the formulas of docs/spec.md §3, §5
+(spikegrad.nn._surrogates), so recording needs the membrane (one extra [T, N] buffer).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..ref import formulas as F
+from . import _surrogates as F
 
 __all__ = ["SpikingLayer", "gradient_available_fraction"]
 

@@ -23,8 +23,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .. import adaptive_ops, ops
-from ..ref import adaptive as ref_adaptive
+from ..ops import adaptive_ops
+from ..ops.neuron_ops import neuron
+from .._options import check_adaptive_options
+from .._statistics import estimated_threshold
 from ._base import SpikingLayer
 
 __all__ = ["ATGO"]
@@ -76,8 +78,7 @@ class ATGO(SpikingLayer):
         if not 0 <= self.momentum <= 1:
             raise ValueError(f"momentum must be in [0, 1], got {self.momentum}")
         self.width = _finite("width", width, positive=True)
-        ref_adaptive.check_adaptive_options(threshold_mode, tgo_driver, self.f_c, self.v_th,
-                                            self.width)
+        check_adaptive_options(threshold_mode, tgo_driver, self.f_c, self.v_th, self.width)
         self.threshold_mode = threshold_mode
         self.tgo = tgo
         self.tgo_driver = tgo_driver
@@ -138,8 +139,8 @@ class ATGO(SpikingLayer):
                 # device, where the fused neuron op then runs
                 threshold, sg_param, _, _ = adaptive_ops.synced_adaptive_statistics(
                     x.detach().reshape(T, N), lam.item(), **settings)
-                result = ops.neuron(x, decay=neuron_decay, threshold=threshold, sg_param=sg_param,
-                                    return_membrane=self.record_diagnostics, **options)
+                result = neuron(x, decay=neuron_decay, threshold=threshold, sg_param=sg_param,
+                                return_membrane=self.record_diagnostics, **options)
                 output, membrane = result.output, result.membrane
             else:
                 if N < 2:
@@ -155,8 +156,8 @@ class ATGO(SpikingLayer):
         else:
             threshold = self._evaluation_threshold(T, lam, x.device)
             sg_param = torch.full((T,), self.width, dtype=x.dtype)
-            result = ops.neuron(x, decay=neuron_decay, threshold=threshold, sg_param=self.width,
-                                return_membrane=self.record_diagnostics, **options)
+            result = neuron(x, decay=neuron_decay, threshold=threshold, sg_param=self.width,
+                            return_membrane=self.record_diagnostics, **options)
             output, membrane = result.output, result.membrane
         if self.record_diagnostics:
             self._record(output, membrane, threshold, sg_param, scale="absolute",
@@ -182,7 +183,7 @@ class ATGO(SpikingLayer):
     def _evaluation_threshold(self, T: int, lam: Tensor, device) -> Tensor:
         dtype = lam.dtype
         if self.threshold_mode == "estimated":
-            theta = ref_adaptive.estimated_threshold(lam.item(), self.f_c, self.v_th)
+            theta = estimated_threshold(lam.item(), self.f_c, self.v_th)
             return torch.full((T,), theta, dtype=torch.float64, device=device).to(dtype)
         r = self.running_threshold
         if r.numel() == 0:

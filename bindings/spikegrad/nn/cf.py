@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..multilevel_ops import multilevel
-from ..ref import formulas as F
-from ..ref.multilevel import MultilevelOptions, level_surrogates
+from ..ops.multilevel_ops import multilevel
+from .._options import LEVEL_SURROGATES
+from ._surrogates import level_surrogate_sums
 from ._base import SpikingLayer
 
 __all__ = ["CF"]
@@ -50,8 +50,8 @@ class CF(SpikingLayer):
         if not isinstance(keep_membrane, bool):
             raise TypeError(f"keep_membrane must be a bool, got {type(keep_membrane).__name__}")
         self.keep_membrane = keep_membrane
-        if surrogate not in F.LEVEL_SURROGATES:
-            raise ValueError(f"surrogate must be one of {F.LEVEL_SURROGATES}; got {surrogate!r}")
+        if surrogate not in LEVEL_SURROGATES:
+            raise ValueError(f"surrogate must be one of {LEVEL_SURROGATES}; got {surrogate!r}")
         for name, value in (("s_a", s_a), ("b_a", b_a), ("a0", a0)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
@@ -123,11 +123,11 @@ class CF(SpikingLayer):
             T = output.shape[0]
             h = membrane.detach().reshape(T, -1).cpu().double().numpy()
             a_t = np.broadcast_to(np.asarray(torch.as_tensor(a).detach().cpu().double()), (T,))
-            opt = MultilevelOptions(self.surrogate)
             tp, tn = np.float64(self.theta_p), np.float64(self.theta_n)
             available = np.empty(T)
             for t in range(T):
-                sp, sn, _, _ = level_surrogates(opt, h[t], tp, tn, self.k_p, self.k_n, a_t[t])
+                sp, sn = level_surrogate_sums(self.surrogate, h[t], tp, tn, self.k_p, self.k_n,
+                                              a_t[t])
                 available[t] = ((sp + sn) > 0).mean() if h[t].size else 0.0
             self.diagnostics = {
                 "firing_rate": (output.detach() != 0).reshape(T, -1).to(output.dtype).mean(1),

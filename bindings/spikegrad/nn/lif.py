@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .._options import check_number, check_options
-from ..ops import neuron
+from ..ops.neuron_ops import neuron
 from ._base import SpikingLayer
 from ._params import (check_bool, check_decay, check_layer_input, check_positive, shown,
                       inverse_softplus, leak_logit)

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..ops import neuron
+from ..ops.neuron_ops import neuron
 from ._base import SpikingLayer
 from ._params import (as_number, check_bool, check_decay, check_layer_input, check_positive,
                       leak_logit, shown)

@@ -7,10 +7,11 @@ and the AS-SG / RS-SG baselines of the same paper (docs/trsg.md).
 The neuron (docs/spec.md §9): `decay_input` charge (or `no_decay_input`), lam = 1/tau = sigmoid(w),
 theta = softplus(k), z = h / theta - 1, output theta * s, soft reset v = h - o. MP-Init
 (docs/spec.md §7): every window starts from the buffer `running_mean`, which each training window
-moves towards the mean membrane of the active neurons at the last step. The reduction is the
-reference's (spikegrad.ref.mp_init, fixed order, float64); with `sync_stats=True` the
-per-sample partial sums of every process are gathered over the default torch.distributed
-group, so N processes compute exactly the bits one process computes on the whole batch.
+moves towards the mean membrane of the active neurons at the last step. The reduction has a
+fixed order, in float64 (spikegrad._statistics; the reference's is spikegrad.ref.mp_init);
+with `sync_stats=True` the per-sample partial sums of every process are gathered over the
+default torch.distributed group, so N processes compute exactly the bits one process
+computes on the whole batch.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from .._options import SCALES, SURROGATES, check_number
-from ..ops import neuron
-from ..ref import mp_init as ref_mp_init
+from ..ops.neuron_ops import neuron
+from .. import _statistics as stats
 from ._base import SpikingLayer
 from ._params import (check_bool, check_fraction, check_layer_input, check_positive,
                       inverse_softplus, shown)
@@ -117,14 +118,14 @@ class TrLIF(SpikingLayer):
 
     @torch.no_grad()
     def _update_running_mean(self, output: Tensor, v_last: Tensor) -> None:
-        """docs/spec.md §7, with the reduction order of spikegrad.ref.mp_init."""
-        counts, sums = ref_mp_init.per_sample_sums(output.detach().cpu().numpy(),
-                                                   v_last.detach().cpu().numpy())
+        """docs/spec.md §7, in the fixed reduction order of spikegrad._statistics."""
+        counts, sums = stats.per_sample_sums(output.detach().cpu().numpy(),
+                                             v_last.detach().cpu().numpy())
         if self.sync_stats:
             counts, sums = _gather_over_processes(counts, sums)
-        mu_batch = ref_mp_init.batch_mean(math.fsum(counts), math.fsum(sums))
-        new_mean = ref_mp_init.update_running_mean(float(self.running_mean), mu_batch,
-                                                   self.momentum)
+        mu_batch = stats.batch_mean(math.fsum(counts), math.fsum(sums))
+        new_mean = stats.update_running_mean(float(self.running_mean), mu_batch,
+                                             self.momentum)
         self.running_mean.fill_(new_mean)
 
     def extra_repr(self):
