@@ -11,7 +11,7 @@ writes one file per kernel of <spikegrad/spikegrad.hpp> into cpp/tests/golden/:
     pnb.golden         pnb_partial_sums_cpu                          spikegrad.ref.pnb.partial_sums
 
 read by cpp/tests/test_golden.cpp (which needs no Python) and checked against the current
-reference by tests/test_golden.py, so a change of pyref/ that the files do not follow fails
+reference by tests/ref/test_golden.py, so a change of pyref/ that the files do not follow fails
 the Python suite. The cases are fixed (seeded generators, no hypothesis): every option
 value, both dtypes, and the edge cases T = 1, N = 1, inputs exactly at the threshold (or on
 a level, or on a region bound), huge and tiny scales, negative inputs, per-step parameters,
