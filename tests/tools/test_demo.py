@@ -234,7 +234,8 @@ def test_results_md_rows_read_back_as_the_results(results):
     with tempfile.TemporaryDirectory() as out:
         path = f"{out}/results.md"
         demo.write_markdown(results, path)
-        lines = open(path).read().splitlines()
+        with open(path) as written:
+            lines = written.read().splitlines()
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| method")]
     assert len(rows) == len(results["methods"])
     for row, entry in zip(rows, results["methods"].values()):
