@@ -19,7 +19,7 @@
 #include <string_view>
 
 #include "formulas.hpp"
-#include "neuron_cpu.hpp"
+#include "detail/parallel.hpp"
 #include "options.hpp"
 #include "portable.hpp"
 

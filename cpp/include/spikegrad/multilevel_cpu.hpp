@@ -12,7 +12,8 @@
 #include <string_view>
 
 #include "formulas.hpp"
-#include "neuron_cpu.hpp"  // parallel_for_blocks, block_sum, kNeuronBlock, same_t
+#include "detail/parallel.hpp"
+#include "options.hpp"
 
 namespace spikegrad {
 

@@ -13,178 +13,14 @@
 #include <string>
 #include <type_traits>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "detail/parallel.hpp"
 #include "formulas.hpp"
+#include "neuron_params.hpp"
 #include "options.hpp"
-
-#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER) || defined(__CUDACC__)
-#define SPIKEGRAD_RESTRICT __restrict
-#else
-#define SPIKEGRAD_RESTRICT
-#endif
 
 namespace spikegrad {
 
-// T = timesteps, N = neurons (batch and feature dimensions flattened).
-// Every [T, N] array is time-major and row-major: element (t, n) is at t * N + n.
-template <typename real>
-struct NeuronParams {
-  int64_t T = 0, N = 0;
-  real decay = 0;                   // lam, the leak factor (docs/spec.md §1)
-  real v_reset = 0;                 // the hard-reset potential (docs/spec.md §4), also used by the charge
-  const real* threshold = nullptr;  // theta[t], [T]
-  const real* sg_param = nullptr;   // p[t], [T]
-  const real* v_init = nullptr;     // v[-1], [N]; nullptr: zeros
-};
-
-// Neurons are processed in blocks of kNeuronBlock: the unit of parallel work, of the state
-// kept in local arrays, and of the partial sums of the parameter gradients. It is a constant
-// (not derived from the thread count) so that the float64 sums, made per block and then added
-// in block order, give the same bits for any number of threads.
-inline constexpr int64_t kNeuronBlock = 512;
-
-inline int64_t neuron_num_blocks(int64_t N) { return N <= 0 ? 0 : (N + kNeuronBlock - 1) / kNeuronBlock; }
-
-// Per block: [decay, threshold[0..T), sg_param[0..T)] partial sums.
-inline std::size_t neuron_backward_workspace_size(int64_t T, int64_t N) {
-  if (T <= 0 || N <= 0) return 0;
-  return static_cast<std::size_t>(neuron_num_blocks(N)) * static_cast<std::size_t>(2 * T + 1);
-}
-
 namespace detail {
-inline std::string number_string(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.9g", value);
-  return buffer;
-}
-}  // namespace detail
-
-// The checks that read no parameter array (T, N, the arrays' presence, decay): all a CUDA launcher
-// can make without a copy from the device (its kernels check the arrays' values).
-template <typename real>
-void validate_neuron_shape(const NeuronParams<real>& params) {
-  if (params.T < 1) {
-    throw std::invalid_argument("x must have a time axis with T >= 1, got T = " + std::to_string(params.T));
-  }
-  if (params.N < 0) throw std::invalid_argument("x must have N >= 0 neurons, got N = " + std::to_string(params.N));
-  if (params.threshold == nullptr) throw std::invalid_argument("threshold must not be null");
-  if (params.sg_param == nullptr) throw std::invalid_argument("sg_param must not be null");
-  if (std::isnan(params.decay)) throw std::invalid_argument("decay is NaN");
-}
-
-// The checks of pyref/neuron.py's _check_parameters, in its order, with the Python argument names:
-// validate_neuron_shape, then the values of threshold[t] and sg_param[t].
-template <typename real>
-void validate_neuron_params(const NeuronOptions& options, const NeuronParams<real>& params) {
-  validate_neuron_shape(params);
-  for (int64_t t = 0; t < params.T; ++t) {
-    if (std::isnan(params.threshold[t])) throw std::invalid_argument("threshold contains NaN");
-  }
-  for (int64_t t = 0; t < params.T; ++t) {
-    if (std::isnan(params.sg_param[t])) throw std::invalid_argument("sg_param contains NaN");
-  }
-  if (options.scale != Scale::Absolute) {
-    for (int64_t t = 0; t < params.T; ++t) {
-      if (params.threshold[t] <= 0) {
-        throw std::invalid_argument(std::string("threshold must be > 0 for scale='") + to_string(options.scale) +
-                                    "', got " + detail::number_string(static_cast<double>(params.threshold[t])) +
-                                    " at t = " + std::to_string(t));
-      }
-    }
-  }
-  for (int64_t t = 0; t < params.T; ++t) {
-    if (params.sg_param[t] <= 0) {
-      throw std::invalid_argument("sg_param must be > 0, got " + detail::number_string(static_cast<double>(params.sg_param[t])) +
-                                  " at t = " + std::to_string(t));
-    }
-  }
-}
-
-namespace detail {
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-// Runs fn(b) for b in [0, num_blocks), on num_threads OpenMP threads (<= 0: OpenMP's default).
-template <typename F>
-void parallel_for_blocks(int64_t num_blocks, int num_threads, const F& fn) {
-#ifdef _OPENMP
-  int threads = num_threads > 0 ? num_threads : omp_get_max_threads();
-  if (static_cast<int64_t>(threads) > num_blocks) threads = static_cast<int>(num_blocks);
-  if (threads > 1) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t b = 0; b < num_blocks; ++b) fn(b);
-    return;
-  }
-#else
-  (void)num_threads;
-#endif
-  for (int64_t b = 0; b < num_blocks; ++b) fn(b);
-}
-
-// Prefetches the cache lines of p[0..n) (for writing: in a state that a store needs).
-template <bool ForWrite, typename real>
-inline void prefetch_lines(const real* p, int64_t n) {
-#if defined(__GNUC__) || defined(__clang__)
-  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(real));
-  for (int64_t i = 0; i < n; i += kLine) __builtin_prefetch(p + i, ForWrite ? 1 : 0, 3);
-#else
-  (void)p;
-  (void)n;
-#endif
-}
-
-// sum(c[0..n)) in float64, in a fixed order: 8 interleaved lanes (lane = i mod 8, accumulated
-// in i order), then the lanes pairwise. block_sums does this for several arrays at once, so
-// that their chains of dependent additions overlap; the bits are those of one array at a time.
-template <typename real, int K>
-inline void block_sums(const real* const (&arrays)[K], int64_t n, double (&sums)[K]) {
-  double acc[K][8] = {};
-  int64_t i = 0;
-#if defined(__GNUC__) || defined(__clang__)
-  // lanes 0-3 and 4-7 as two 4-double vectors (GCC leaves the plain loop scalar)
-  typedef double lanes4 __attribute__((vector_size(32)));
-  lanes4 low[K], high[K];
-  for (int k = 0; k < K; ++k) low[k] = high[k] = lanes4{0, 0, 0, 0};
-  for (; i + 8 <= n; i += 8) {
-    for (int k = 0; k < K; ++k) {
-      const real* c = arrays[k] + i;
-      low[k] += lanes4{static_cast<double>(c[0]), static_cast<double>(c[1]), static_cast<double>(c[2]),
-                       static_cast<double>(c[3])};
-      high[k] += lanes4{static_cast<double>(c[4]), static_cast<double>(c[5]), static_cast<double>(c[6]),
-                        static_cast<double>(c[7])};
-    }
-  }
-  for (int k = 0; k < K; ++k) {
-    for (int l = 0; l < 4; ++l) {
-      acc[k][l] = low[k][l];
-      acc[k][4 + l] = high[k][l];
-    }
-  }
-#else
-  for (; i + 8 <= n; i += 8) {
-    for (int k = 0; k < K; ++k) {
-      for (int l = 0; l < 8; ++l) acc[k][l] += static_cast<double>(arrays[k][i + l]);
-    }
-  }
-#endif
-  for (int k = 0; k < K; ++k) {
-    for (int l = 0; i + l < n; ++l) acc[k][l] += static_cast<double>(arrays[k][i + l]);
-    sums[k] = ((acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3])) + ((acc[k][4] + acc[k][5]) + (acc[k][6] + acc[k][7]));
-  }
-}
-
-template <typename real>
-inline double block_sum(const real* c, int64_t n) {
-  const real* const arrays[1] = {c};
-  double sums[1];
-  block_sums(arrays, n, sums);
-  return sums[0];
-}
 
 // ---------------------------------------------------------------------------------------------
 // One neuron, one timestep: the formulas of formulas.hpp in pyref/neuron.py's order. Every loop
@@ -443,11 +279,6 @@ void neuron_forward_kernel(const NeuronParams<real>& P, const real* x, real* out
   });
 }
 
-// The backward keeps v[t-1] of a block in a local array of this many rows (64 KiB) when T fits;
-// longer windows park it in grad_x's row t (whose lines are then also read from memory).
-template <typename real>
-inline constexpr int64_t kLocalScratchRows = static_cast<int64_t>((std::size_t(64) << 10) / (sizeof(real) * kNeuronBlock));
-
 // One reverse pass of U steps from step t, its parameter-gradient sums (when wanted) into ws.
 // Detach and ParamGrads select the instantiation of backward_steps, once per pass: a run-time
 // branch inside its loop would keep it from vectorizing.
@@ -568,13 +399,6 @@ void neuron_backward_variants(const NeuronOptions& options, const NeuronParams<r
 // Launchers
 // ---------------------------------------------------------------------------------------------
 
-// `real` is deduced from NeuronParams alone, so that nullptr can be passed for optional arrays.
-template <typename T>
-struct same_type {
-  using type = T;
-};
-template <typename T>
-using same_t = typename same_type<T>::type;
 
 // x, output: [T, N]. membrane: [T, N] (receives h) or nullptr. v_last: [N] (receives v[T-1]).
 // options.detach_reset is ignored (forward only). num_threads <= 0: OpenMP's default.

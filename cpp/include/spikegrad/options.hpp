@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -35,6 +36,13 @@ struct NeuronOptions {
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
+
+// A number in an error message: 9 significant digits, as pyref prints it.
+inline std::string number_string(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.9g", value);
+  return buffer;
+}
 
 template <typename E>
 struct OptionName {

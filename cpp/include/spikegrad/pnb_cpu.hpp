@@ -11,7 +11,8 @@
 #include <string>
 
 #include "formulas.hpp"
-#include "neuron_cpu.hpp"  // parallel_for_blocks, block_sum, number_string
+#include "detail/parallel.hpp"
+#include "options.hpp"
 
 namespace spikegrad {
 
