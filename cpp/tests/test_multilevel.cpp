@@ -1,6 +1,6 @@
-// test_multilevel.cpp — the CF neuron and the PNB partial sums (docs/spec.md §6) checked in C++ alone: the
-// issue's hand-checked case, the TSG level formulas against finite differences of their primitive,
-// thread-count independence, and the argument checks. tests/test_multilevel.py ties them to NumPy.
+// test_multilevel.cpp — the CF neuron and the PNB partial sums (docs/spec.md §6) checked in C++ alone:
+// a hand-checked case, the TSG level formulas against finite differences of their primitive,
+// thread-count independence, and the argument checks. tests/kernels/test_multilevel.py ties them to NumPy.
 // Run: cmake -S . -B build-cpp -DSPIKEGRAD_WERROR=ON && cmake --build build-cpp -j2
 //      && ctest --test-dir build-cpp --output-on-failure
 #include <spikegrad/spikegrad.hpp>
@@ -47,9 +47,9 @@ void issue_case() {
     options.surrogate = g;
     multilevel_forward_cpu(options, P, h.data(), o.data(), m.data(), v.data());
     for (std::size_t i = 0; i < h.size(); ++i) {
-      check(o[i] == o_expected[i], "issue case: o[" + std::to_string(i) + "]");
-      check(v[i] == v_expected[i], "issue case: v[" + std::to_string(i) + "]");
-      check(m[i] == h[i], "issue case: h[" + std::to_string(i) + "]");
+      check(o[i] == o_expected[i], "hand-checked case: o[" + std::to_string(i) + "]");
+      check(v[i] == v_expected[i], "hand-checked case: v[" + std::to_string(i) + "]");
+      check(m[i] == h[i], "hand-checked case: h[" + std::to_string(i) + "]");
     }
   }
 }

@@ -516,7 +516,7 @@ def _load(values) -> str:
 
 
 def goals(report: Report, T: int = 8, N: int = 2 ** 22) -> list:
-    """The issue's goals at T = 8, N = 2^22, where that case was measured."""
+    """The performance goals at T = 8, N = 2^22 (docs/performance.md), where that case was measured."""
     rows = {(r.mode, r.method): r for r in report.rows if r.T == T and r.N == N}
     if not rows:
         return [f"goals: not evaluated (they are stated at T = {T}, N = 2^22)"]

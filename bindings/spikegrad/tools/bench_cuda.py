@@ -412,7 +412,7 @@ def format_table_cuda(report: bench.Report) -> str:
 
 
 def evaluate_goals_cuda(report: bench.Report) -> list:
-    """The issue's GPU goals as dicts {goal, met, value}; a goal whose rows are missing is
+    """The GPU performance goals (docs/cuda.md) as dicts {goal, met, value}; a goal whose rows are missing is
     not met (value None)."""
     rows = {(r.mode, r.N, r.method): r for r in report.rows if r.T == GOAL_T}
     goals = []
