@@ -47,9 +47,9 @@ bool close(const std::vector<real>& a, const std::vector<real>& b, double tolera
 
 template <typename real>
 struct Problem {
-  int64_t T = 7, N = 1100;  // 7 = one unrolled pass of 4 and 3 single steps; 3 blocks, the last partial
+  int64_t T, N;
   std::vector<real> x, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_last;
-  Problem() {
+  Problem(int64_t T_, int64_t N_) : T(T_), N(N_) {
     std::mt19937 rng(7);
     std::normal_distribution<double> normal(0.6, 0.8);
     auto fill = [&](std::vector<real>& a, std::size_t n) {
@@ -119,8 +119,8 @@ void element_reference(const NeuronOptions& options, const Problem<real>& pr, st
 }
 
 template <typename real>
-void check_against_elements(int& variants) {
-  const Problem<real> pr;
+void check_against_elements(int64_t steps, int64_t neurons, int& variants) {
+  const Problem<real> pr(steps, neurons);
   const NeuronParams<real> P = pr.params();
   const auto TN = static_cast<std::size_t>(pr.T * pr.N), N = static_cast<std::size_t>(pr.N),
              T = static_cast<std::size_t>(pr.T);
@@ -227,10 +227,15 @@ int main() {
   for (const auto& entry : detail::kSurrogates) CHECK(parse_surrogate(entry.name) == entry.value);
   for (const auto& entry : detail::kCharges) CHECK(std::string(to_string(entry.value)) == entry.name);
 
+  // T = 7: one unrolled pass of 4 steps and 3 single steps, 3 blocks of neurons, the last
+  // partial; T = 35: longer than a block's local rows (kLocalScratchRows), either dtype
   int variants = 0;
-  check_against_elements<float>(variants);
-  check_against_elements<double>(variants);
-  CHECK(variants == 2 * 4 * 2 * 2 * 72 / 2);
+  for (int64_t T : {7, 35}) {
+    const int64_t N = T == 7 ? 1100 : 600;
+    check_against_elements<float>(T, N, variants);
+    check_against_elements<double>(T, N, variants);
+  }
+  CHECK(variants == 2 * 2 * 4 * 2 * 2 * 36);
   std::printf("test_neuron_api: ok (%d variants)\n", variants);
   return 0;
 }

@@ -62,7 +62,7 @@ inline constexpr int kTimeUnroll = 4;
 // Runs step_group(t, U) over [0, T): groups of Unroll steps, then single steps for what is
 // left, forward in time, or backward (t is then the group's latest step, and it covers t,
 // t-1, ...). Only two group sizes, and Unroll = 1 where unrolling buys nothing: every extra
-// size multiplies the build time of the 288 variants.
+// size multiplies the build time of the 72 variants.
 template <bool Reverse, int Unroll, typename F>
 inline void for_each_step_group(int64_t T, const F& step_group) {
   const int64_t grouped = T - T % Unroll;  // steps [0, grouped) go in full groups
@@ -199,17 +199,21 @@ SPIKEGRAD_PASS void forward_steps(int64_t n, int64_t stride, const real* x, real
 }
 
 // The backward's forward again: as forward_steps, keeping v[t-1], v[t], ... (rows v_prev_stride
-// apart) instead of the outputs (n <= kNeuronBlock).
+// apart) instead of the outputs, and each step's z (rows z_stride apart; a stride of 0 for a
+// scratch row when the caller keeps none), which the reverse pass evaluates the surrogate at
+// (n <= kNeuronBlock).
 template <int U, typename real, Charge C, Reset R, Scale S, bool Smooth>
 SPIKEGRAD_PASS void recompute_steps(int64_t n, int64_t stride, const real* x, real* v, real* v_prev,
-                                    int64_t v_prev_stride, real lam, real v_reset, const real* theta,
-                                    [[maybe_unused]] const real* p, [[maybe_unused]] Surrogate g) {
+                                    int64_t v_prev_stride, real* z, int64_t z_stride, real lam, real v_reset,
+                                    const real* theta, [[maybe_unused]] const real* p,
+                                    [[maybe_unused]] Surrogate g) {
   real theta_u[U];
   for (int u = 0; u < U; ++u) theta_u[u] = theta[u];
   if constexpr (Smooth) {
     static_assert(U == 1, "smooth passes run one step");
     real s[kNeuronBlock];
-    smooth_spike_row<real, C, S>(n, x, v, lam, v_reset, theta_u[0], g, p[0], s);
+    spike_argument_row<real, C, S>(n, x, v, lam, v_reset, theta_u[0], z);
+    surrogate_rows<real>(g, n, z, p[0], s, nullptr, nullptr);
     SPIKEGRAD_IVDEP
     for (int64_t i = 0; i < n; ++i) {
       v_prev[i] = v[i];
@@ -222,9 +226,10 @@ SPIKEGRAD_PASS void recompute_steps(int64_t n, int64_t stride, const real* x, re
       SPIKEGRAD_UNROLL_STEPS
       for (int u = 0; u < U; ++u) {
         v_prev[u * v_prev_stride + i] = membrane;
-        membrane = forward_element<real, C, R, S, false>(x[u * stride + i], membrane, lam, v_reset, theta_u[u],
-                                                         NoSmoothSpike<real>{})
-                       .v;
+        const ForwardElement<real> e = forward_element<real, C, R, S, false>(x[u * stride + i], membrane, lam,
+                                                                             v_reset, theta_u[u], NoSmoothSpike<real>{});
+        z[u * z_stride + i] = spike_argument<S>(e.membrane, theta_u[u]);  // forward_element's own z
+        membrane = e.v;
       }
       v[i] = membrane;
     }
@@ -259,13 +264,15 @@ struct SurrogateRowsAt {
 // windows park v[t-1] in dL/dx[t]'s row): each neuron reads its v[t-1] before it writes there.
 // With ParamGrads (single-step passes only) it also gives c_theta/c_p/c_lam[i], the per-neuron
 // contributions to dL/dtheta[t], dL/dp[t], dL/dlam; passes without skip the stores.
-// First the surrogate's rows of the U steps (z, then f'(z), dF/dp and in smooth mode F(z), in
-// local arrays), then the one loop over the neurons that streams the gradients.
+// First the surrogate's rows of the U steps (f'(z), dF/dp and in smooth mode F(z), in local
+// arrays) at the z the recompute pass kept (z_rows; latest null: made here from x and v_prev),
+// then the one loop over the neurons that streams the gradients.
 template <int U, typename real, Charge C, Reset R, Scale S, bool Smooth, bool Detach, bool ParamGrads>
 SPIKEGRAD_PASS void backward_steps(int64_t n, StepRows<const real> x, StepRows<const real> v_prev,
-                                   StepRows<const real> g_out, StepRows<const real> g_mem, StepRows<real> g_x,
-                                   real* g_v, real* c_theta, real* c_p, real* c_lam, real lam, real v_reset,
-                                   const real* theta, const real* p, Surrogate g) {
+                                   StepRows<const real> z_rows, StepRows<const real> g_out,
+                                   StepRows<const real> g_mem, StepRows<real> g_x, real* g_v, real* c_theta,
+                                   real* c_p, real* c_lam, real lam, real v_reset, const real* theta, const real* p,
+                                   Surrogate g) {
   static_assert(!ParamGrads || U == 1, "passes that sum parameter gradients run one step");
   static_assert(!Smooth || U == 1, "smooth passes run one step");
   real theta_u[U];
@@ -274,8 +281,11 @@ SPIKEGRAD_PASS void backward_steps(int64_t n, StepRows<const real> x, StepRows<c
   real param_derivative[kNeuronBlock];  // ParamGrads only
   real primitive[kNeuronBlock];         // Smooth only
   for (int u = 0; u < U; ++u) {
-    real z[kNeuronBlock];
-    spike_argument_row<real, C, S>(n, x.row(u), v_prev.row(u), lam, v_reset, theta_u[u], z);
+    real z_made[kNeuronBlock];
+    const real* z = z_rows.latest != nullptr ? z_rows.row(u) : z_made;
+    if (z_rows.latest == nullptr) {
+      spike_argument_row<real, C, S>(n, x.row(u), v_prev.row(u), lam, v_reset, theta_u[u], z_made);
+    }
     surrogate_rows<real>(g, n, z, p[-u], Smooth ? primitive : nullptr, derivative[u],
                          ParamGrads ? param_derivative : nullptr);
   }
@@ -347,12 +357,12 @@ void neuron_forward_kernel(const NeuronParams<real>& P, Surrogate g, const real*
 // branch inside its loop would keep it from vectorizing.
 template <int U, typename real, Charge C, Reset R, Scale S, bool Smooth, bool Detach, bool ParamGrads>
 inline void reverse_pass(const NeuronParams<real>& P, Surrogate g, int64_t t, int64_t nb, StepRows<const real> x,
-                         StepRows<const real> v_prev, StepRows<const real> g_out, StepRows<const real> g_mem,
+                         StepRows<const real> v_prev, StepRows<const real> z_rows, StepRows<const real> g_out, StepRows<const real> g_mem,
                          StepRows<real> g_x, real* g_v, real* c_theta, real* c_p, real* c_lam, double* ws,
                          double& decay_sum) {
-  backward_steps<U, real, C, R, S, Smooth, Detach, ParamGrads>(nb, x, v_prev, g_out, g_mem, g_x, g_v, c_theta, c_p,
-                                                               c_lam, P.decay, P.v_reset, P.threshold + t,
-                                                               P.sg_param + t, g);
+  backward_steps<U, real, C, R, S, Smooth, Detach, ParamGrads>(nb, x, v_prev, z_rows, g_out, g_mem, g_x, g_v,
+                                                               c_theta, c_p, c_lam, P.decay, P.v_reset,
+                                                               P.threshold + t, P.sg_param + t, g);
   if constexpr (ParamGrads) {
     const real* const contributions[3] = {c_theta, c_p, c_lam};
     double sums[3];
@@ -381,10 +391,14 @@ void neuron_backward_kernel(const NeuronParams<real>& P, Surrogate g, bool detac
     // per-neuron parameter-gradient contributions of one step (passes with sums run one step)
     real c_theta[kNeuronBlock], c_p[kNeuronBlock], c_lam[kNeuronBlock];
     real v_prev_rows[kLocalScratchRows<real> * kNeuronBlock];
+    // z of step t, kept by the recompute pass for the surrogate's rows: a local row, or (long
+    // windows) none, the reverse pass then making it again from x and v[t-1]
+    real z_rows[kLocalScratchRows<real> * kNeuronBlock];
     std::fill(zeros, zeros + nb, static_cast<real>(0));
     // v[t-1] of step t: a local row, or grad_x's row t for long windows
     real* const v_prev_base = local_rows ? v_prev_rows : grad_x + n0;
     const int64_t v_prev_stride = local_rows ? kNeuronBlock : N;
+    const int64_t z_stride = local_rows ? kNeuronBlock : 0;  // 0: one scratch row, written over
 
     // the forward again, keeping v[t-1] (not h: h, z and s are rebuilt from v[t-1] and x[t]
     // with the same formulas, so the same bits)
@@ -393,8 +407,8 @@ void neuron_backward_kernel(const NeuronParams<real>& P, Surrogate g, bool detac
     for_each_step_group<false, kStepsPerPass<Smooth>>(T, [&](int64_t t, auto steps) {
       constexpr int U = decltype(steps)::value;
       recompute_steps<U, real, C, R, S, Smooth>(nb, N, x + t * N + n0, v, v_prev_base + t * v_prev_stride,
-                                                v_prev_stride, P.decay, P.v_reset, P.threshold + t, P.sg_param + t,
-                                                g);
+                                                v_prev_stride, z_rows + t * z_stride, z_stride, P.decay, P.v_reset,
+                                                P.threshold + t, P.sg_param + t, g);
       // Ask for the lines the reverse pass will write, and for the next block's x, now: the
       // hardware prefetcher alone keeps too few of the short row streams in flight (the
       // backward ran 1.2x faster with these, one thread, T = 8, N = 2^22).
@@ -421,7 +435,11 @@ void neuron_backward_kernel(const NeuronParams<real>& P, Surrogate g, bool detac
           grad_membrane != nullptr ? StepRows<const real>{grad_membrane + row, N} : StepRows<const real>{zeros, 0};
       reverse_pass<decltype(steps)::value, real, C, R, S, Smooth, decltype(detach_c)::value,
                    decltype(param_grads_c)::value>(P, g, t, nb, {x + row, N},
-                                                   {v_prev_base + t * v_prev_stride, v_prev_stride}, g_out, g_mem,
+                                                   {v_prev_base + t * v_prev_stride, v_prev_stride},
+                                                   local_rows ? StepRows<const real>{z_rows + t * kNeuronBlock,
+                                                                                     kNeuronBlock}
+                                                              : StepRows<const real>{nullptr, 0},
+                                                   g_out, g_mem,
                                                    {grad_x + row, N}, g_v, c_theta, c_p, c_lam, ws, decay_sum);
     };
     using yes = std::true_type;

@@ -4,6 +4,8 @@
 // no threads, no memory layout. Test: cpp/tests/test_formulas.cpp, tests/ against spikegrad.ref.
 #pragma once
 
+#include <cmath>
+
 #include "formulas.hpp"
 #include "options.hpp"
 
@@ -25,7 +27,7 @@ SPIKEGRAD_HD inline real surrogate_derivative(Surrogate g, real z, real p) {
 #define SPIKEGRAD_SURROGATE_FORMULA surrogate_derivative
   switch (g) { SPIKEGRAD_SURROGATES(SPIKEGRAD_SURROGATE_FORMULA_CASE) }
 #undef SPIKEGRAD_SURROGATE_FORMULA
-  return z - z + p / static_cast<real>(0);  // not a surrogate (a NaN or an infinity: never reached)
+  return static_cast<real>(NAN);  // not a surrogate: a NaN (the launchers reject such options first)
 }
 
 // F(z; p) of surrogate g.
@@ -34,7 +36,7 @@ SPIKEGRAD_HD inline real surrogate_primitive(Surrogate g, real z, real p) {
 #define SPIKEGRAD_SURROGATE_FORMULA surrogate_primitive
   switch (g) { SPIKEGRAD_SURROGATES(SPIKEGRAD_SURROGATE_FORMULA_CASE) }
 #undef SPIKEGRAD_SURROGATE_FORMULA
-  return z - z + p / static_cast<real>(0);
+  return static_cast<real>(NAN);
 }
 
 // dF(z; p)/dp of surrogate g.
@@ -43,7 +45,7 @@ SPIKEGRAD_HD inline real surrogate_param_derivative(Surrogate g, real z, real p)
 #define SPIKEGRAD_SURROGATE_FORMULA surrogate_param_derivative
   switch (g) { SPIKEGRAD_SURROGATES(SPIKEGRAD_SURROGATE_FORMULA_CASE) }
 #undef SPIKEGRAD_SURROGATE_FORMULA
-  return z - z + p / static_cast<real>(0);
+  return static_cast<real>(NAN);
 }
 
 #undef SPIKEGRAD_SURROGATE_FORMULA_CASE
