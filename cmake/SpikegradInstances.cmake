@@ -1,26 +1,38 @@
-# spikegrad_neuron_instance_sources(<out_var>): writes the translation units that compile the CPU
-# neuron kernels once each (for a program that includes neuron_cpu.hpp with
-# SPIKEGRAD_NEURON_CPU_EXTERN) into the build tree and sets <out_var> to their paths. Per dtype:
-# the launchers (the forward's variants with them), and the backward's variants of each
-# surrogate apart (72 each): ten translation units instead of two, so that a machine with many
-# cores builds the 288 backward variants per dtype in parallel (docs/cpp.md).
-set(SPIKEGRAD_INSTANCE_TEMPLATE "${CMAKE_CURRENT_LIST_DIR}/../cpp/src/neuron_cpu_instance.cpp.in")
-# The state dtypes and surrogate shapes (options.hpp's Surrogate) each kernel share is compiled
-# for; cpp/cuda/CMakeLists.txt splits the CUDA backward the same way.
+# spikegrad_instance_sources(<out_var> <CPU|CUDA>): writes the translation units that compile the
+# single-level neuron's kernels once each, for the CPU (neuron_cpu.hpp, for a program that
+# includes it with SPIKEGRAD_NEURON_CPU_EXTERN) or for CUDA (cpp/cuda/neuron_cuda.cuh), into the
+# build tree, and sets <out_var> to their paths. One template, cmake/spikegrad_instance.in, and
+# one translation unit per state dtype and direction (forward, backward), each instantiating
+# one launcher with all its variants: SPIKEGRAD_NEURON_<FORWARD|BACKWARD>_<CPU|CUDA>(real), the
+# signature macros of the two headers. The variants do not depend on the surrogate (a run-time
+# value of the kernels, options.hpp), so nothing here lists them.
+set(SPIKEGRAD_INSTANCE_TEMPLATE "${CMAKE_CURRENT_LIST_DIR}/spikegrad_instance.in")
 set(SPIKEGRAD_STATE_TYPES float double)
-set(SPIKEGRAD_SURROGATE_NAMES Rect Triangle Sigmoid Atan)
 
-function(spikegrad_neuron_instance_sources out_var)
-  set(dir "${CMAKE_CURRENT_BINARY_DIR}/neuron_cpu_instances")
+function(spikegrad_instance_sources out_var kind)
+  if(kind STREQUAL "CPU")
+    set(SPIKEGRAD_INSTANCE_KIND "CPU")
+    set(SPIKEGRAD_INSTANCE_PROLOGUE "#ifndef SPIKEGRAD_NEURON_CPU_EXTERN\n#define SPIKEGRAD_NEURON_CPU_EXTERN\n#endif\n")
+    set(SPIKEGRAD_INSTANCE_HEADER "<spikegrad/neuron_cpu.hpp>")
+    set(SPIKEGRAD_INSTANCE_NAMESPACE "spikegrad")
+    set(extension "cpp")
+  elseif(kind STREQUAL "CUDA")
+    set(SPIKEGRAD_INSTANCE_KIND "CUDA")
+    set(SPIKEGRAD_INSTANCE_PROLOGUE "")
+    set(SPIKEGRAD_INSTANCE_HEADER "\"neuron_cuda.cuh\"")
+    set(SPIKEGRAD_INSTANCE_NAMESPACE "spikegrad::cuda::detail")
+    set(extension "cu")
+  else()
+    message(FATAL_ERROR "spikegrad_instance_sources: kind must be CPU or CUDA, got '${kind}'")
+  endif()
+  string(TOLOWER "${kind}" kind_lower)
+  set(dir "${CMAKE_CURRENT_BINARY_DIR}/neuron_${kind_lower}_instances")
   set(sources)
-  foreach(real ${SPIKEGRAD_STATE_TYPES})
-    set(SPIKEGRAD_INSTANCE_FILE "neuron_cpu_${real}.cpp")
-    set(SPIKEGRAD_INSTANCE "template SPIKEGRAD_NEURON_FORWARD_CPU_SIGNATURE(${real});\ntemplate SPIKEGRAD_NEURON_BACKWARD_CPU_SIGNATURE(${real});")
-    configure_file("${SPIKEGRAD_INSTANCE_TEMPLATE}" "${dir}/${SPIKEGRAD_INSTANCE_FILE}" @ONLY)
-    list(APPEND sources "${dir}/${SPIKEGRAD_INSTANCE_FILE}")
-    foreach(surrogate ${SPIKEGRAD_SURROGATE_NAMES})
-      set(SPIKEGRAD_INSTANCE_FILE "neuron_cpu_${real}_backward_${surrogate}.cpp")
-      set(SPIKEGRAD_INSTANCE "template SPIKEGRAD_NEURON_BACKWARD_VARIANTS_SIGNATURE(${real}, ${surrogate});")
+  foreach(SPIKEGRAD_INSTANCE_REAL ${SPIKEGRAD_STATE_TYPES})
+    foreach(part FORWARD BACKWARD)
+      string(TOLOWER "${part}" SPIKEGRAD_INSTANCE_PART)
+      set(SPIKEGRAD_INSTANCE_MACRO "SPIKEGRAD_NEURON_${part}_${kind}")
+      set(SPIKEGRAD_INSTANCE_FILE "neuron_${kind_lower}_${SPIKEGRAD_INSTANCE_PART}_${SPIKEGRAD_INSTANCE_REAL}.${extension}")
       configure_file("${SPIKEGRAD_INSTANCE_TEMPLATE}" "${dir}/${SPIKEGRAD_INSTANCE_FILE}" @ONLY)
       list(APPEND sources "${dir}/${SPIKEGRAD_INSTANCE_FILE}")
     endforeach()

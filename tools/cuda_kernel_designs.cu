@@ -100,8 +100,8 @@ __global__ void __launch_bounds__(kBlockThreads, MinBlocks)
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       v_prev[k][j] = v[j];
-      v[j] = sd::forward_element<float, kC, kR, kS, kG, false>(xs[k][j], v[j], P.decay, P.v_reset, P.threshold[k],
-                                                                P.sg_param[k])
+      v[j] = sd::forward_element<float, kC, kR, kS, false>(xs[k][j], v[j], P.decay, P.v_reset, P.threshold[k], kG,
+                                                            P.sg_param[k])
                  .v;
     }
   }
@@ -121,15 +121,15 @@ __global__ void __launch_bounds__(kBlockThreads, MinBlocks)
     for (int j = 0; j < V; ++j) {
       sd::BackwardElement<float> e;
       if constexpr ((Features & kRuntimeDetach) != 0) {
-        e = detach ? sd::backward_element<float, kC, kR, kS, kG, false, true>(
+        e = detach ? sd::backward_element<float, kC, kR, kS, false, true>(
                          xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, P.threshold[k],
-                         P.sg_param[k])
-                   : sd::backward_element<float, kC, kR, kS, kG, false, false>(
+                         kG, P.sg_param[k])
+                   : sd::backward_element<float, kC, kR, kS, false, false>(
                          xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, P.threshold[k],
-                         P.sg_param[k]);
+                         kG, P.sg_param[k]);
       } else {
-        e = sd::backward_element<float, kC, kR, kS, kG, false, false>(
-            xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, P.threshold[k], P.sg_param[k]);
+        e = sd::backward_element<float, kC, kR, kS, false, false>(
+            xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, P.threshold[k], kG, P.sg_param[k]);
       }
       g_v[j] = e.grad_v_prev;
       gx[j] = e.grad_x;
@@ -282,14 +282,14 @@ int main(int argc, char** argv) {
   const unsigned grid4 = static_cast<unsigned>(num_blocks(N / 4));
   row("forward, 16-byte vectors (production)",
       median_ms([&] {
-        neuron_forward_kernel<float, kC, kR, kS, kG, false>
-            <<<grid4, kBlockThreads>>>(P, nullptr, Storage::Native, true, x, out, membrane_unused, v_last);
+        neuron_forward_kernel<float, kC, kR, kS, false>
+            <<<grid4, kBlockThreads>>>(P, nullptr, kG, Storage::Native, true, x, out, membrane_unused, v_last);
       }),
       8, "");
   row("forward, 4-byte accesses",
       median_ms([&] {
-        neuron_forward_kernel<float, kC, kR, kS, kG, false>
-            <<<grid4, kBlockThreads>>>(P, nullptr, Storage::Native, false, x, out, membrane_unused, v_last);
+        neuron_forward_kernel<float, kC, kR, kS, false>
+            <<<grid4, kBlockThreads>>>(P, nullptr, kG, Storage::Native, false, x, out, membrane_unused, v_last);
       }),
       8, "(vector path off)");
   std::vector<float> reference(static_cast<std::size_t>(count)), design(static_cast<std::size_t>(count));
@@ -308,15 +308,15 @@ int main(int argc, char** argv) {
   // (128 registers, a few spills) or >= 1 (no bound)
   for (bool param_grads : {false, true}) {
     const double ms2 = median_ms([&] {
-      neuron_backward_kernel<float, kC, kR, kS, kG, false, 2><<<grid4, kBlockThreads>>>(
-          P, nullptr, false, param_grads, Storage::Native, true, x, g_out, nullptr, nullptr, grad_x_design,
+      neuron_backward_kernel<float, kC, kR, kS, false, 2><<<grid4, kBlockThreads>>>(
+          P, nullptr, kG, false, param_grads, Storage::Native, true, x, g_out, nullptr, nullptr, grad_x_design,
           grad_v_init, partials, nullptr);
     });
     row(param_grads ? "backward, production (2 blocks/SM), sums" : "backward, production (2 blocks/SM)", ms2, 12,
         same());
     const double ms1 = median_ms([&] {
-      neuron_backward_kernel<float, kC, kR, kS, kG, false, 1><<<grid4, kBlockThreads>>>(
-          P, nullptr, false, param_grads, Storage::Native, true, x, g_out, nullptr, nullptr, grad_x_design,
+      neuron_backward_kernel<float, kC, kR, kS, false, 1><<<grid4, kBlockThreads>>>(
+          P, nullptr, kG, false, param_grads, Storage::Native, true, x, g_out, nullptr, nullptr, grad_x_design,
           grad_v_init, partials, nullptr);
     });
     row(param_grads ? "backward, production (1 block/SM), sums" : "backward, production (1 block/SM)", ms1, 12,
@@ -346,9 +346,9 @@ int main(int argc, char** argv) {
   }
   std::printf("resources (registers a thread; local memory: spills and stack):\n");
   print_resources("production backward, >= 2 blocks/SM",
-                  neuron_backward_kernel<float, kC, kR, kS, kG, false, 2>);
+                  neuron_backward_kernel<float, kC, kR, kS, false, 2>);
   print_resources("production backward, >= 1 block/SM",
-                  neuron_backward_kernel<float, kC, kR, kS, kG, false, 1>);
+                  neuron_backward_kernel<float, kC, kR, kS, false, 1>);
   print_resources("minimal, 4/thread", backward_registers<4, 0>);
   print_resources("  + run-time detach_reset", backward_registers<4, kRuntimeDetach>);
   print_resources("  + scalar fallback path", backward_registers<4, kFallback>);

@@ -1,14 +1,18 @@
 // cpp/cuda/neuron_cuda.cuh — the single-level neuron (docs/spec.md §1-5) and its BPTT backward (docs/spec.md §8)
 // on the GPU: kVector<real> neurons per thread, fused over T, each step the CPU's own
-// forward_element / backward_element (neuron_cpu.hpp). Instantiated per state dtype by
-// neuron_{forward,backward}_{float,double}.cu (float16 and bfloat16 storage run the float kernels).
+// forward_element / backward_element (neuron_element.hpp). The kernels are compiled per charge,
+// reset, scale and mode; the surrogate is a run-time argument, switched per element (the same
+// value for every thread of a launch, so the switch never diverges). The launchers are
+// instantiated per state dtype and direction by spikegrad_instance_sources
+// (cmake/SpikegradInstances.cmake); float16 and bfloat16 storage run the float kernels.
 // Test: tests/test_cuda.py (on a GPU).
 #pragma once
 
 #include <algorithm>
 
 #include "common.cuh"
-#include "spikegrad/neuron_cpu.hpp"
+#include "spikegrad/neuron_element.hpp"
+#include "spikegrad/neuron_params.hpp"
 
 namespace spikegrad::cuda::detail {
 
@@ -28,9 +32,10 @@ __device__ __forceinline__ void resolve_neuron_parameters(NeuronParams<real>& P,
   }
 }
 
-template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth>
+template <typename real, Charge C, Reset R, Scale S, bool Smooth>
 __global__ void __launch_bounds__(kBlockThreads)
-    neuron_forward_kernel(NeuronParams<real> P, const real* __restrict__ decay_device, Storage storage, bool vector,
+    neuron_forward_kernel(NeuronParams<real> P, const real* __restrict__ decay_device, Surrogate g, Storage storage,
+                          bool vector,
                           const void* __restrict__ x,
                           void* __restrict__ output, void* __restrict__ membrane, void* __restrict__ v_last) {
   constexpr int V = kVector<real>;
@@ -56,7 +61,7 @@ __global__ void __launch_bounds__(kBlockThreads)
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           const spikegrad::detail::ForwardElement<real> e =
-              spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(xs[k][j], v[j], P.decay, P.v_reset, theta, p);
+              spikegrad::detail::forward_element<real, C, R, S, Smooth>(xs[k][j], v[j], P.decay, P.v_reset, theta, g, p);
           out[j] = e.output;
           h[j] = e.membrane;
           v[j] = e.v;
@@ -88,9 +93,9 @@ inline constexpr int kBackwardBlocksPerSM = 2;
 // per thread over t (from T - 1 down), then per block into partials[0]. partials:
 // [2T + 1, gridDim.x]. Threads past N take part with zero contributions. Without param_grads
 // (fixed parameters, the common case) no sum is made.
-template <typename real, Charge C, Reset R, Scale S, Surrogate G, bool Smooth, int MinBlocks = kBackwardBlocksPerSM>
+template <typename real, Charge C, Reset R, Scale S, bool Smooth, int MinBlocks = kBackwardBlocksPerSM>
 __global__ void __launch_bounds__(kBlockThreads, MinBlocks)
-    neuron_backward_kernel(NeuronParams<real> P, const real* __restrict__ decay_device, bool detach_reset,
+    neuron_backward_kernel(NeuronParams<real> P, const real* __restrict__ decay_device, Surrogate g, bool detach_reset,
                            bool param_grads, Storage storage, bool vector, const void* __restrict__ x,
                            const void* __restrict__ grad_output, const void* __restrict__ grad_membrane,
                            const void* __restrict__ grad_v_last, void* __restrict__ grad_x,
@@ -130,8 +135,8 @@ __global__ void __launch_bounds__(kBlockThreads, MinBlocks)
         const real theta = P.threshold[t], p = P.sg_param[t];
 #pragma unroll
         for (int j = 0; j < V; ++j) {
-          v[j] = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(xs[j], v[j], P.decay, P.v_reset, theta,
-                                                                              p).v;
+          v[j] = spikegrad::detail::forward_element<real, C, R, S, Smooth>(xs[j], v[j], P.decay, P.v_reset, theta, g,
+                                                                           p).v;
         }
       }
     }
@@ -170,8 +175,8 @@ __global__ void __launch_bounds__(kBlockThreads, MinBlocks)
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           v_prev[k][j] = v[j];
-          v[j] = spikegrad::detail::forward_element<real, C, R, S, G, Smooth>(xs[k][j], v[j], P.decay, P.v_reset,
-                                                                              theta, p).v;
+          v[j] = spikegrad::detail::forward_element<real, C, R, S, Smooth>(xs[k][j], v[j], P.decay, P.v_reset,
+                                                                           theta, g, p).v;
         }
       }
     }
@@ -190,10 +195,10 @@ __global__ void __launch_bounds__(kBlockThreads, MinBlocks)
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           const spikegrad::detail::BackwardElement<real> e =
-              detach_reset ? spikegrad::detail::backward_element<real, C, R, S, G, Smooth, true>(
-                                 xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, theta, p)
-                           : spikegrad::detail::backward_element<real, C, R, S, G, Smooth, false>(
-                                 xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, theta, p);
+              detach_reset ? spikegrad::detail::backward_element<real, C, R, S, Smooth, true>(
+                                 xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, theta, g, p)
+                           : spikegrad::detail::backward_element<real, C, R, S, Smooth, false>(
+                                 xs[k][j], v_prev[k][j], g_out[k][j], g_mem[j], g_v[j], P.decay, P.v_reset, theta, g, p);
           g_v[j] = e.grad_v_prev;
           gx[j] = e.grad_x;
           if (param_grads && exists(j)) {
@@ -239,90 +244,45 @@ struct NeuronGradients {
   }
 };
 
-// The launch parameters, checked on the host as far as that needs no copy from the device
-// (validate_neuron_shape of the CPU); threshold, sg_param and a device decay are device arrays,
-// which the kernels check themselves (resolve_neuron_parameters): reading them here would
-// synchronize the stream.
+// The launchers, per state dtype: P's arrays are device arrays (threshold, sg_param and a device
+// decay are checked by the kernels themselves, resolve_neuron_parameters: reading them here
+// would synchronize the stream); decay_device, when given, replaces P.decay. x and the arrays
+// shaped like it are in `storage`. validate_neuron_shape is the caller's.
 template <typename real>
-NeuronParams<real> launch_params(const NeuronDeviceParams& device) {
-  NeuronParams<real> P;
-  P.T = device.T;
-  P.N = device.N;
-  // a device decay replaces P.decay in the kernels
-  P.decay = device.decay_device != nullptr ? static_cast<real>(0) : static_cast<real>(device.decay);
-  P.v_reset = static_cast<real>(device.v_reset);
-  P.threshold = static_cast<const real*>(device.threshold);
-  P.sg_param = static_cast<const real*>(device.sg_param);
-  P.v_init = static_cast<const real*>(device.v_init);
-  validate_neuron_shape(P);
-  return P;
-}
-
-// One backward launch's arguments. launch_neuron_backward<real, G> launches the kernel variant
-// of the options with surrogate G; it is defined in neuron_backward_variants.cuh and compiled
-// for each (real, G) in a translation unit of its own (cpp/cuda/CMakeLists.txt), so that the
-// 288 variants per dtype build in parallel.
-template <typename real>
-struct NeuronBackwardLaunch {
-  NeuronParams<real> params;
-  const real* decay_device;
-  NeuronOptions options;
-  Storage storage;
-  bool param_grads;
-  bool vector;
-  unsigned grid;
-  cudaStream_t stream;
-  const void* x;
-  const void* grad_output;
-  const void* grad_membrane;
-  const void* grad_v_last;
-  void* grad_x;
-  real* grad_v_init;
-  double* partials;
-  real* checkpoints;
-};
-
-template <typename real, Surrogate G>
-void launch_neuron_backward(const NeuronBackwardLaunch<real>& launch);
-
-template <typename real>
-void neuron_forward_typed(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& device,
-                          const void* x, void* output, void* membrane, void* v_last, Stream stream_handle) {
+void neuron_forward_launch(const NeuronOptions& options, Storage storage, const NeuronParams<real>& P,
+                           const real* decay_device, const void* x, void* output, void* membrane, void* v_last,
+                           Stream stream_handle) {
   const cudaStream_t stream = as_stream(stream_handle);
-  const NeuronParams<real> P = launch_params<real>(device);
   if (P.N == 0) return;
   if (x == nullptr) throw std::invalid_argument("x must not be null");
   if (output == nullptr) throw std::invalid_argument("output must not be null");
   if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
-  const Storage storage = storage_of(dtype);
   const bool vector = vector_path<real>(P.N, storage, x, output, membrane, v_last);
   const unsigned grid = grid_size(vector_blocks<real>(P.N), "neuron_forward");
-  dispatch_neuron(options, [&](auto charge_c, auto reset_c, auto scale_c, auto surrogate_c, auto smooth_c) {
-    constexpr bool smooth = decltype(smooth_c)::value;
-    // outside smooth mode the forward never looks at the surrogate: one variant, as on the CPU
-    constexpr Surrogate shape = smooth ? decltype(surrogate_c)::value : Surrogate::Rect;
+  // outside smooth mode the forward never looks at the surrogate
+  dispatch_neuron_but_surrogate(options, [&](auto charge_c, auto reset_c, auto scale_c, auto smooth_c) {
     neuron_forward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
-                          shape, smooth>
-        <<<grid, kBlockThreads, 0, stream>>>(P, static_cast<const real*>(device.decay_device), storage, vector, x,
-                                             output, membrane, v_last);
+                          decltype(smooth_c)::value><<<grid, kBlockThreads, 0, stream>>>(
+        P, decay_device, options.surrogate, storage, vector, x, output, membrane, v_last);
   });
   check_launch("neuron_forward_kernel");
 }
 
+// partials, checkpoints: the workspace of neuron_backward_workspace_bytes.
 template <typename real>
-void neuron_backward_typed(const NeuronOptions& options, DType dtype, const NeuronDeviceParams& device,
-                           const void* x, const void* grad_output, const void* grad_membrane,
-                           const void* grad_v_last, void* grad_x, void* grad_v_init, double* grad_decay,
-                           double* grad_threshold, double* grad_sg_param, void* workspace, Stream stream_handle) {
+void neuron_backward_launch(const NeuronOptions& options, Storage storage, const NeuronParams<real>& P,
+                            const real* decay_device, const void* x, const void* grad_output,
+                            const void* grad_membrane, const void* grad_v_last, void* grad_x, void* grad_v_init,
+                            double* grad_decay, double* grad_threshold, double* grad_sg_param, void* workspace,
+                            Stream stream_handle) {
   const cudaStream_t stream = as_stream(stream_handle);
-  const NeuronParams<real> P = launch_params<real>(device);
   const bool param_grads = grad_decay != nullptr || grad_threshold != nullptr || grad_sg_param != nullptr;
   if (param_grads) {
     if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
     if (grad_threshold == nullptr) throw std::invalid_argument("grad_threshold must not be null");
     if (grad_sg_param == nullptr) throw std::invalid_argument("grad_sg_param must not be null");
   }
-  const int64_t T = device.T, N = device.N;
+  const int64_t T = P.T, N = P.N;
   if (N == 0) {
     if (!param_grads) return;
     // the sums over no neurons
@@ -340,29 +300,17 @@ void neuron_backward_typed(const NeuronOptions& options, DType dtype, const Neur
   auto* partials = static_cast<double*>(workspace);
   auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(2 * T + 1, N));
   static_assert(kBackwardChunkSteps<real> == (sizeof(real) == 8 ? 4 : 8), "workspace size (dispatch.cu)");
-  const Storage storage = storage_of(dtype);
   const bool vector = vector_path<real>(N, storage, x, grad_output, grad_membrane, grad_v_last, grad_x);
   // one block per kBlockThreads * kVector neurons: the partials' rows are that long (the
   // workspace, sized by num_blocks(N), has room to spare)
   const int64_t blocks = vector_blocks<real>(N);
-  const NeuronBackwardLaunch<real> launch{P,
-                                          static_cast<const real*>(device.decay_device),
-                                          options,
-                                          storage,
-                                          param_grads,
-                                          vector,
-                                          grid_size(blocks, "neuron_backward"),
-                                          stream,
-                                          x,
-                                          grad_output,
-                                          grad_membrane,
-                                          grad_v_last,
-                                          grad_x,
-                                          static_cast<real*>(grad_v_init),
-                                          partials,
-                                          checkpoints};
-  dispatch_surrogate(options.surrogate,
-                     [&](auto surrogate_c) { launch_neuron_backward<real, decltype(surrogate_c)::value>(launch); });
+  const unsigned grid = grid_size(blocks, "neuron_backward");
+  dispatch_neuron_but_surrogate(options, [&](auto charge_c, auto reset_c, auto scale_c, auto smooth_c) {
+    neuron_backward_kernel<real, decltype(charge_c)::value, decltype(reset_c)::value, decltype(scale_c)::value,
+                           decltype(smooth_c)::value><<<grid, kBlockThreads, 0, stream>>>(
+        P, decay_device, options.surrogate, options.detach_reset, param_grads, storage, vector, x, grad_output,
+        grad_membrane, grad_v_last, grad_x, static_cast<real*>(grad_v_init), partials, checkpoints);
+  });
   check_launch("neuron_backward_kernel");
   if (!param_grads) return;
   sum_partials(partials, blocks, 2 * T + 1, NeuronGradients{grad_decay, grad_threshold, grad_sg_param, T}, stream);
@@ -370,15 +318,13 @@ void neuron_backward_typed(const NeuronOptions& options, DType dtype, const Neur
 
 }  // namespace spikegrad::cuda::detail
 
-// neuron_{forward,backward}_{float,double}.cu instantiate one launcher each for one state dtype.
-#define SPIKEGRAD_INSTANTIATE_NEURON_FORWARD_CUDA(real)                                                 \
-  namespace spikegrad::cuda::detail {                                                                   \
-  template void neuron_forward_typed<real>(const NeuronOptions&, DType, const NeuronDeviceParams&,       \
-                                           const void*, void*, void*, void*, Stream);                   \
-  }
-#define SPIKEGRAD_INSTANTIATE_NEURON_BACKWARD_CUDA(real)                                                \
-  namespace spikegrad::cuda::detail {                                                                   \
-  template void neuron_backward_typed<real>(const NeuronOptions&, DType, const NeuronDeviceParams&,      \
-                                            const void*, const void*, const void*, const void*, void*,  \
-                                            void*, double*, double*, double*, void*, Stream);           \
-  }
+// The launchers' signatures, for their explicit instantiation per state dtype
+// (`template SPIKEGRAD_NEURON_FORWARD_CUDA(float);` in namespace spikegrad::cuda::detail, in the
+// translation units spikegrad_instance_sources writes) and their declaration in dispatch.cu.
+#define SPIKEGRAD_NEURON_FORWARD_CUDA(real)                                                               \
+  void neuron_forward_launch<real>(const NeuronOptions&, Storage, const NeuronParams<real>&, const real*, \
+                                   const void*, void*, void*, void*, Stream)
+#define SPIKEGRAD_NEURON_BACKWARD_CUDA(real)                                                               \
+  void neuron_backward_launch<real>(const NeuronOptions&, Storage, const NeuronParams<real>&, const real*, \
+                                    const void*, const void*, const void*, const void*, void*, void*,     \
+                                    double*, double*, double*, void*, Stream)

@@ -59,6 +59,17 @@ int main() {
   const std::string message = invalid_argument_message(
       [&] { sc::neuron_forward(options, sc::DType::Float32, params, nullptr, nullptr, nullptr, nullptr, nullptr); });
   CHECK(message.find("T >= 1") != std::string::npos);
+  // the siblings of the CPU launchers check the same, with the same message
+  spikegrad::NeuronParams<float> sibling;
+  sibling.T = 0;
+  sibling.N = 4;
+  CHECK(invalid_argument_message([&] {
+          spikegrad::neuron_forward_cuda(options, sibling, nullptr, nullptr, nullptr, nullptr);
+        }) == message);
+  CHECK(invalid_argument_message([&] {
+          spikegrad::neuron_backward_cuda(options, sibling, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                          nullptr, nullptr, nullptr, nullptr);
+        }) == message);
   sc::MultilevelDeviceParams multilevel;
   multilevel.T = 0;
   CHECK(!invalid_argument_message([&] {
@@ -82,6 +93,9 @@ int main() {
   CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float16, 24, 10) == 8 * 49 + 4 * 10);
   CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float64, 24, 10) == 8 * 49 + 8 * 40);  // chunks of 4
   CHECK(sc::neuron_backward_workspace_bytes(sc::DType::Float64, 0, 10) == 0);
+  CHECK(spikegrad::neuron_backward_workspace_bytes_cuda<float>(24, 10) ==
+        sc::neuron_backward_workspace_bytes(sc::DType::Float16, 24, 10));
+  CHECK(spikegrad::neuron_backward_workspace_bytes_cuda<double>(24, 10) == 8 * 49 + 8 * 40);
   CHECK(sc::multilevel_backward_workspace_bytes(sc::DType::Float32, 4, 300) == 8 * 5 * 2);
   CHECK(sc::state_size(sc::DType::BFloat16) == 4);
   std::puts("test_cuda_api: ok");

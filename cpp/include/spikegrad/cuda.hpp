@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "multilevel_cpu.hpp"  // MultilevelOptions
+#include "neuron_params.hpp"
 #include "options.hpp"
 
 namespace spikegrad::cuda {
@@ -66,6 +67,37 @@ void neuron_backward(const NeuronOptions& options, DType dtype, const NeuronDevi
                      const void* grad_output, const void* grad_membrane, const void* grad_v_last, void* grad_x,
                      void* grad_v_init, double* grad_decay, double* grad_threshold, double* grad_sg_param,
                      void* workspace, Stream stream);
+
+}  // namespace spikegrad::cuda
+
+namespace spikegrad {
+
+// The single-level neuron's CUDA launchers as siblings of the CPU's (neuron_cpu.hpp): the same
+// NeuronParams<real> (its threshold, sg_param and v_init device arrays, decay and v_reset host
+// values) and the same arguments in the same order, device pointers in the state dtype for host
+// pointers and a stream for the thread count; real is float or double. Checks and asynchrony as
+// neuron_forward / neuron_backward above (which also take float16 and bfloat16 storage and a
+// device decay).
+template <typename real>
+void neuron_forward_cuda(const NeuronOptions& options, const NeuronParams<real>& params, const same_t<real>* x,
+                         same_t<real>* output, same_t<real>* membrane, same_t<real>* v_last,
+                         cuda::Stream stream = nullptr);
+
+// Bytes of device scratch neuron_backward_cuda<real> needs (neuron_backward_workspace_bytes of the
+// state dtype); its CPU sibling is neuron_backward_workspace_bytes_cpu<real>.
+template <typename real>
+std::size_t neuron_backward_workspace_bytes_cuda(int64_t T, int64_t N);
+
+template <typename real>
+void neuron_backward_cuda(const NeuronOptions& options, const NeuronParams<real>& params, const same_t<real>* x,
+                          const same_t<real>* grad_output, const same_t<real>* grad_membrane,
+                          const same_t<real>* grad_v_last, same_t<real>* grad_x, same_t<real>* grad_v_init,
+                          double* grad_decay, double* grad_threshold, double* grad_sg_param, void* workspace,
+                          cuda::Stream stream = nullptr);
+
+}  // namespace spikegrad
+
+namespace spikegrad::cuda {
 
 // The multi-level CF neuron (docs/spec.md §6). a: [T] and v_init: [N] device arrays in the state dtype.
 struct MultilevelDeviceParams {

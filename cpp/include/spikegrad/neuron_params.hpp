@@ -25,10 +25,19 @@ struct NeuronParams {
   const real* v_init = nullptr;     // v[-1], [N]; nullptr: zeros
 };
 
-// Per block: [decay, threshold[0..T), sg_param[0..T)] partial sums.
+// The CPU backward's workspace in doubles: per block, its [decay, threshold[0..T),
+// sg_param[0..T)] partial sums.
 inline std::size_t neuron_backward_workspace_size(int64_t T, int64_t N) {
   if (T <= 0 || N <= 0) return 0;
   return static_cast<std::size_t>(neuron_num_blocks(N)) * static_cast<std::size_t>(2 * T + 1);
+}
+
+// The CPU backward's workspace in bytes (8-byte aligned), the convention of its CUDA sibling
+// neuron_backward_workspace_bytes_cuda<real> (spikegrad/cuda.hpp). The sums are float64 for
+// either state dtype, so the size does not depend on real.
+template <typename real>
+std::size_t neuron_backward_workspace_bytes_cpu(int64_t T, int64_t N) {
+  return sizeof(double) * neuron_backward_workspace_size(T, N);
 }
 
 // The checks that read no parameter array (T, N, the arrays' presence, decay): all a CUDA launcher

@@ -17,10 +17,35 @@ namespace spikegrad {
 // The options. Strings at the Python surface, these enums in C++, template parameters in kernels.
 // ---------------------------------------------------------------------------------------------
 
-enum class Charge { Mul, DecayInput, NoDecayInput, IF };    // docs/spec.md §1: how h[t] is charged
-enum class Reset { Hard, Soft, None };                      // docs/spec.md §4: how v[t] is made from h[t]
-enum class Scale { Absolute, Relative, ThresholdRobust };   // docs/spec.md §3: z and the output o
-enum class Surrogate { Rect, Triangle, Sigmoid, Atan };     // docs/spec.md §5: f'(z; p) and F(z; p)
+// Each option's choices are listed once, X(enum value, Python name), and everything per choice is
+// generated from the list: the enum, the name table (the strings of pyref/formulas.py: CHARGES,
+// RESETS, ...), the parser and the dispatch to template parameters. A surrogate is added by its
+// formulas (formulas.hpp, pyref/formulas.py) and one line in SPIKEGRAD_SURROGATES.
+#define SPIKEGRAD_CHARGES(X) \
+  X(Mul, "mul")              \
+  X(DecayInput, "decay_input") \
+  X(NoDecayInput, "no_decay_input") \
+  X(IF, "if")
+#define SPIKEGRAD_RESETS(X) \
+  X(Hard, "hard")           \
+  X(Soft, "soft")           \
+  X(None, "none")
+#define SPIKEGRAD_SCALES(X) \
+  X(Absolute, "absolute")   \
+  X(Relative, "relative")   \
+  X(ThresholdRobust, "threshold_robust")
+#define SPIKEGRAD_SURROGATES(X) \
+  X(Rect, "rect")               \
+  X(Triangle, "triangle")       \
+  X(Sigmoid, "sigmoid")         \
+  X(Atan, "atan")
+
+#define SPIKEGRAD_ENUM_VALUE(value, name) value,
+enum class Charge { SPIKEGRAD_CHARGES(SPIKEGRAD_ENUM_VALUE) };        // docs/spec.md §1: how h[t] is charged
+enum class Reset { SPIKEGRAD_RESETS(SPIKEGRAD_ENUM_VALUE) };          // docs/spec.md §4: how v[t] is made from h[t]
+enum class Scale { SPIKEGRAD_SCALES(SPIKEGRAD_ENUM_VALUE) };          // docs/spec.md §3: z and the output o
+enum class Surrogate { SPIKEGRAD_SURROGATES(SPIKEGRAD_ENUM_VALUE) };  // docs/spec.md §5: f'(z; p) and F(z; p)
+#undef SPIKEGRAD_ENUM_VALUE
 
 struct NeuronOptions {
   Charge charge = Charge::Mul;
@@ -50,22 +75,20 @@ struct OptionName {
   E value;
 };
 
-inline constexpr OptionName<Charge> kCharges[] = {
-    {"mul", Charge::Mul},
-    {"decay_input", Charge::DecayInput},
-    {"no_decay_input", Charge::NoDecayInput},
-    {"if", Charge::IF}};
-inline constexpr OptionName<Reset> kResets[] = {
-    {"hard", Reset::Hard}, {"soft", Reset::Soft}, {"none", Reset::None}};
-inline constexpr OptionName<Scale> kScales[] = {
-    {"absolute", Scale::Absolute},
-    {"relative", Scale::Relative},
-    {"threshold_robust", Scale::ThresholdRobust}};
-inline constexpr OptionName<Surrogate> kSurrogates[] = {
-    {"rect", Surrogate::Rect},
-    {"triangle", Surrogate::Triangle},
-    {"sigmoid", Surrogate::Sigmoid},
-    {"atan", Surrogate::Atan}};
+#define SPIKEGRAD_OPTION_NAME(E, value, name) {name, E::value},
+#define SPIKEGRAD_CHARGE_NAME(value, name) SPIKEGRAD_OPTION_NAME(Charge, value, name)
+#define SPIKEGRAD_RESET_NAME(value, name) SPIKEGRAD_OPTION_NAME(Reset, value, name)
+#define SPIKEGRAD_SCALE_NAME(value, name) SPIKEGRAD_OPTION_NAME(Scale, value, name)
+#define SPIKEGRAD_SURROGATE_NAME(value, name) SPIKEGRAD_OPTION_NAME(Surrogate, value, name)
+inline constexpr OptionName<Charge> kCharges[] = {SPIKEGRAD_CHARGES(SPIKEGRAD_CHARGE_NAME)};
+inline constexpr OptionName<Reset> kResets[] = {SPIKEGRAD_RESETS(SPIKEGRAD_RESET_NAME)};
+inline constexpr OptionName<Scale> kScales[] = {SPIKEGRAD_SCALES(SPIKEGRAD_SCALE_NAME)};
+inline constexpr OptionName<Surrogate> kSurrogates[] = {SPIKEGRAD_SURROGATES(SPIKEGRAD_SURROGATE_NAME)};
+#undef SPIKEGRAD_CHARGE_NAME
+#undef SPIKEGRAD_RESET_NAME
+#undef SPIKEGRAD_SCALE_NAME
+#undef SPIKEGRAD_SURROGATE_NAME
+#undef SPIKEGRAD_OPTION_NAME
 
 // "charge must be one of 'mul', 'decay_input', 'no_decay_input', 'if'; got 'foo'"
 // (the message of bindings/spikegrad/_options.py).
@@ -123,15 +146,17 @@ inline const char* to_string(Surrogate g) { return detail::option_name(g, detail
 // Dispatch: run-time options -> template parameters, in this one place (in the spirit of
 // flash-attention's static_switch.h).
 //
-//   dispatch_neuron(options, [&](auto charge, auto reset, auto scale, auto surrogate, auto smooth) {
-//     kernel<decltype(charge)::value, decltype(reset)::value, ...>(...);
+//   dispatch_neuron_but_surrogate(options, [&](auto charge, auto reset, auto scale, auto smooth) {
+//     kernel<decltype(charge)::value, decltype(reset)::value, ...>(..., options.surrogate);
 //   });
 //
 // calls the functor with one std::integral_constant per option, so each combination of
-// (charge, reset, scale, surrogate, smooth) is its own compiled kernel: 4 x 3 x 3 x 4 x 2 = 288.
-// detach_reset is not dispatched here: it changes one term of the backward's inner loop, so the
-// backward kernel picks between two instantiations of that loop only (neuron_cpu.hpp,
-// backward_steps), instead of doubling every backward kernel and the build time.
+// (charge, reset, scale, smooth) is its own compiled kernel: 4 x 3 x 3 x 2 = 72 per dtype.
+// The surrogate is not among them: it enters the kernels as a run-time value, chosen once per
+// row of neurons (neuron_cpu.hpp) or per element with a warp-uniform switch (cpp/cuda/), so the
+// number of kernels does not grow with the list of surrogates. detach_reset is not dispatched
+// here either: it changes one term of the backward's inner loop, so the backward kernel picks
+// between two instantiations of that loop only (neuron_cpu.hpp, backward_steps).
 // ---------------------------------------------------------------------------------------------
 
 template <Charge C> using ChargeConstant = std::integral_constant<Charge, C>;
@@ -140,47 +165,45 @@ template <Scale S> using ScaleConstant = std::integral_constant<Scale, S>;
 template <Surrogate G> using SurrogateConstant = std::integral_constant<Surrogate, G>;
 template <bool B> using BoolConstant = std::integral_constant<bool, B>;
 
+// One `case` per choice of a list: f(std::integral_constant<E, E::value>{}).
+#define SPIKEGRAD_DISPATCH_CASE(E, value) \
+  case E::value: f(std::integral_constant<E, E::value>{}); return;
+#define SPIKEGRAD_CHARGE_CASE(value, name) SPIKEGRAD_DISPATCH_CASE(Charge, value)
+#define SPIKEGRAD_RESET_CASE(value, name) SPIKEGRAD_DISPATCH_CASE(Reset, value)
+#define SPIKEGRAD_SCALE_CASE(value, name) SPIKEGRAD_DISPATCH_CASE(Scale, value)
+#define SPIKEGRAD_SURROGATE_CASE(value, name) SPIKEGRAD_DISPATCH_CASE(Surrogate, value)
+
 template <typename F>
 void dispatch_charge(Charge c, F&& f) {
-  switch (c) {
-    case Charge::Mul: f(ChargeConstant<Charge::Mul>{}); return;
-    case Charge::DecayInput: f(ChargeConstant<Charge::DecayInput>{}); return;
-    case Charge::NoDecayInput: f(ChargeConstant<Charge::NoDecayInput>{}); return;
-    case Charge::IF: f(ChargeConstant<Charge::IF>{}); return;
-  }
+  switch (c) { SPIKEGRAD_CHARGES(SPIKEGRAD_CHARGE_CASE) }
   throw std::invalid_argument("charge: invalid enum value");
 }
 
 template <typename F>
 void dispatch_reset(Reset r, F&& f) {
-  switch (r) {
-    case Reset::Hard: f(ResetConstant<Reset::Hard>{}); return;
-    case Reset::Soft: f(ResetConstant<Reset::Soft>{}); return;
-    case Reset::None: f(ResetConstant<Reset::None>{}); return;
-  }
+  switch (r) { SPIKEGRAD_RESETS(SPIKEGRAD_RESET_CASE) }
   throw std::invalid_argument("reset: invalid enum value");
 }
 
 template <typename F>
 void dispatch_scale(Scale s, F&& f) {
-  switch (s) {
-    case Scale::Absolute: f(ScaleConstant<Scale::Absolute>{}); return;
-    case Scale::Relative: f(ScaleConstant<Scale::Relative>{}); return;
-    case Scale::ThresholdRobust: f(ScaleConstant<Scale::ThresholdRobust>{}); return;
-  }
+  switch (s) { SPIKEGRAD_SCALES(SPIKEGRAD_SCALE_CASE) }
   throw std::invalid_argument("scale: invalid enum value");
 }
 
+// Kernels take the surrogate as a run-time value (neuron_element.hpp): this dispatch serves the
+// small per-surrogate row functions only (neuron_cpu.hpp, surrogate_rows).
 template <typename F>
 void dispatch_surrogate(Surrogate g, F&& f) {
-  switch (g) {
-    case Surrogate::Rect: f(SurrogateConstant<Surrogate::Rect>{}); return;
-    case Surrogate::Triangle: f(SurrogateConstant<Surrogate::Triangle>{}); return;
-    case Surrogate::Sigmoid: f(SurrogateConstant<Surrogate::Sigmoid>{}); return;
-    case Surrogate::Atan: f(SurrogateConstant<Surrogate::Atan>{}); return;
-  }
+  switch (g) { SPIKEGRAD_SURROGATES(SPIKEGRAD_SURROGATE_CASE) }
   throw std::invalid_argument("surrogate: invalid enum value");
 }
+
+#undef SPIKEGRAD_CHARGE_CASE
+#undef SPIKEGRAD_RESET_CASE
+#undef SPIKEGRAD_SCALE_CASE
+#undef SPIKEGRAD_SURROGATE_CASE
+#undef SPIKEGRAD_DISPATCH_CASE
 
 template <typename F>
 void dispatch_bool(bool b, F&& f) {
@@ -191,9 +214,8 @@ void dispatch_bool(bool b, F&& f) {
   }
 }
 
-// f(charge, reset, scale, smooth), each an integral_constant: the neuron's dispatch for code
-// whose surrogate is a template parameter already (the backward kernels are compiled one
-// surrogate per translation unit, neuron_cpu.hpp and cpp/cuda/).
+// f(charge, reset, scale, smooth), each an integral_constant: the neuron kernels' dispatch (the
+// surrogate is their run-time argument).
 template <typename F>
 void dispatch_neuron_but_surrogate(const NeuronOptions& options, F&& f) {
   dispatch_charge(options.charge, [&](auto charge) {
@@ -205,7 +227,8 @@ void dispatch_neuron_but_surrogate(const NeuronOptions& options, F&& f) {
   });
 }
 
-// The neuron's dispatch: f(charge, reset, scale, surrogate, smooth), each an integral_constant.
+// Every option as a template parameter: f(charge, reset, scale, surrogate, smooth), each an
+// integral_constant (for code of one's own that wants the surrogate fixed at compile time).
 template <typename F>
 void dispatch_neuron(const NeuronOptions& options, F&& f) {
   dispatch_surrogate(options.surrogate, [&](auto surrogate) {
