@@ -1,8 +1,9 @@
 // test_family_siblings.cpp — the multi-level (CF), PNB and DS-ATGO entry points against each other:
-// the one-workspace-in-bytes forms equal the older forms bit for bit, the CPU block loops equal a
-// plain loop over multilevel_element.hpp's steps with run-time level counts (what the CUDA kernels
-// run), and the workspace byte counts agree with the element counts. Built a second time with
-// SPIKEGRAD_TEST_CUDA (CUDA builds): the CUDA siblings' byte counts and host-side checks.
+// the forms with one workspace in bytes equal the forms with a double workspace (or the scalars
+// as arguments) bit for bit, the CPU block loops equal a plain loop over multilevel_element.hpp's
+// steps with run-time level counts (what the CUDA kernels run), and the workspace byte counts
+// agree with the element counts. Built a second time with SPIKEGRAD_TEST_CUDA (CUDA builds): the
+// CUDA siblings' byte counts and host-side checks.
 // Run: cmake -S . -B build-cpp -DSPIKEGRAD_WERROR=ON && cmake --build build-cpp -j2
 //      && ctest --test-dir build-cpp --output-on-failure
 #include <spikegrad/spikegrad.hpp>
