@@ -11,15 +11,17 @@
 //      CPU's own SPIKEGRAD_HD functions (adaptive_step_values), checked on the device with the CPU's
 //      messages, written to threshold[t], sg_param[t], std[t].
 // After step T-1 one fire kernel writes o[T-1] and v_last. The statistics, thresholds and widths are
-// the CPU's bits. Test: tests/test_cuda.py (on a GPU).
+// the CPU's bits: each neuron's charge, deviation and fire, and the equations, are adaptive_element.hpp's
+// (the CPU forward calls the same functions). Test: tests/test_cuda.py (on a GPU).
 #include "common.cuh"
-#include "spikegrad/adaptive_cpu.hpp"
+#include "spikegrad/adaptive_element.hpp"
+#include "spikegrad/detail/parallel.hpp"  // kNeuronBlock, neuron_num_blocks: the CPU's blocks
 #include "spikegrad/portable.hpp"
 
 namespace spikegrad::cuda {
 namespace detail {
 
-// The per-512-neuron block sums are the CPU's (detail::block_sum of neuron_cpu.hpp): lane l of 8
+// The per-512-neuron block sums are the CPU's (detail::block_sum of detail/parallel.hpp): lane l of 8
 // adds the terms of neurons l, l + 8, l + 16, ... of the block in order from 0.0, then the lanes
 // pairwise ((0+1) + (2+3)) + ((4+5) + (6+7)). On the GPU one warp makes one block: thread k loads,
 // computes and stores neurons k, k + 32, ..., k + 480 of it (every access a whole 128-byte line per
@@ -107,11 +109,11 @@ __global__ void __launch_bounds__(kStatThreads)
       const int64_t n = W.n0 + e;
       real v = previous[i];  // v[-1] at t = 0
       if (t > 0) {
-        const real s = heaviside(spike_argument<Scale::Absolute>(previous[i], theta));
-        o_prev[n] = output<Scale::Absolute>(s, theta);
-        v = reset<R>(previous[i], s, theta, v_reset);
+        real o;
+        v = spikegrad::detail::adaptive_element_fire<real, R>(previous[i], o, theta, v_reset);
+        o_prev[n] = o;
       }
-      const real hn = charge<C>(v, x_own[i], lam, v_reset);
+      const real hn = spikegrad::detail::adaptive_element_charge<real, C>(v, x_own[i], lam, v_reset);
       h[n] = hn;
       h_own[i] = hn;
     }
@@ -133,8 +135,7 @@ __global__ void __launch_bounds__(kStatThreads)
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) h_own[i] = k + 32 * i < W.nb ? h[W.n0 + k + 32 * i] : static_cast<real>(0);
   const double sum = warp_block_sum(h_own, W.nb, [mean](real value) {
-    const double d = static_cast<double>(value) - mean;
-    return d * d;
+    return spikegrad::detail::adaptive_element_deviation(value, mean);
   });
   if (k == 0 && W.nb > 0) block_sums[W.b] = sum;
 }
@@ -199,31 +200,19 @@ __global__ void __launch_bounds__(kBlockThreads)
                          const real* __restrict__ theta_last, real v_reset) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x;
   if (n >= N) return;
-  const real theta = *theta_last;
-  const real hn = h[n];
-  const real s = heaviside(spike_argument<Scale::Absolute>(hn, theta));  // docs/spec.md §3, absolute scale
-  o[n] = output<Scale::Absolute>(s, theta);
-  v[n] = reset<R>(hn, s, theta, v_reset);  // docs/spec.md §4
+  real o_n;
+  v[n] = spikegrad::detail::adaptive_element_fire<real, R>(h[n], o_n, *theta_last, v_reset);  // docs/spec.md §3, 4
+  o[n] = o_n;
 }
 
+// P: v_init a device pointer (or nullptr: zeros). decay_device: lam as a device scalar or nullptr.
 template <typename real>
-void adaptive_forward_typed(const NeuronOptions& options, const AdaptiveDeviceParams& device, const real* x,
-                            real* output, real* membrane, real* v_last, real* threshold, real* sg_param,
-                            double* mean, double* std_dev, real* h_scratch, void* workspace, cudaStream_t stream) {
-  AdaptiveParams<real> P;
-  P.T = device.T;
-  P.N = device.N;
-  // a device decay (decay_device) is read and checked by the kernels
-  P.decay = device.decay_device != nullptr ? static_cast<real>(0) : static_cast<real>(device.decay);
-  const auto* decay_device = static_cast<const real*>(device.decay_device);
-  P.v_reset = static_cast<real>(device.v_reset);
-  P.v_init = static_cast<const real*>(device.v_init);
-  P.threshold_mode = device.threshold_mode == 1 ? ThresholdMode::Estimated : ThresholdMode::True;
-  P.f_c = device.f_c;
-  P.v_th = device.v_th;
-  P.tgo = device.tgo;
-  P.tgo_driver = device.tgo_driver == 1 ? TgoDriver::Threshold : TgoDriver::Std;
-  P.width = device.width;
+void launch_adaptive_forward(const NeuronOptions& options, AdaptiveParams<real> P, const real* decay_device,
+                             const real* x, real* output, real* membrane, real* v_last, real* threshold,
+                             real* sg_param, double* mean, double* std_dev, real* h_scratch, double* block_sums,
+                             cudaStream_t stream) {
+  // a device decay is read and checked by the kernels
+  if (decay_device != nullptr) P.decay = static_cast<real>(0);
   validate_adaptive_params(P);
   if (options.scale != Scale::Absolute) {
     throw std::invalid_argument("the adaptive threshold uses scale='absolute', got scale='" +
@@ -231,12 +220,11 @@ void adaptive_forward_typed(const NeuronOptions& options, const AdaptiveDevicePa
   }
   if (options.smooth) throw std::invalid_argument("the adaptive threshold has no smooth mode");
   if (x == nullptr || output == nullptr || v_last == nullptr || threshold == nullptr || sg_param == nullptr ||
-      mean == nullptr || std_dev == nullptr || workspace == nullptr || (membrane == nullptr && h_scratch == nullptr)) {
+      mean == nullptr || std_dev == nullptr || block_sums == nullptr || (membrane == nullptr && h_scratch == nullptr)) {
     throw std::invalid_argument("adaptive_forward (CUDA): a required buffer is null");
   }
   const int64_t T = P.T, N = P.N;
   const int64_t stat_blocks = spikegrad::neuron_num_blocks(N);
-  auto* block_sums = static_cast<double*>(workspace);
   const unsigned stat_grid = stat_grid_size(stat_blocks);
   const unsigned fire_grid = grid_size(num_blocks(N), "adaptive_forward");
   auto h_row = [&](int64_t t) -> real* { return membrane != nullptr ? membrane + t * N : h_scratch; };
@@ -274,25 +262,84 @@ std::size_t adaptive_workspace_bytes(int64_t N) {
   return sizeof(double) * static_cast<std::size_t>(spikegrad::neuron_num_blocks(N));
 }
 
+namespace detail {
+
+// The DType launcher's parameters in the typed struct: decay and v_reset rounded to real.
+template <typename real>
+AdaptiveParams<real> typed_params(const AdaptiveDeviceParams& device) {
+  AdaptiveParams<real> P;
+  P.T = device.T;
+  P.N = device.N;
+  P.decay = static_cast<real>(device.decay);
+  P.v_reset = static_cast<real>(device.v_reset);
+  P.v_init = static_cast<const real*>(device.v_init);
+  P.threshold_mode = device.threshold_mode == 1 ? ThresholdMode::Estimated : ThresholdMode::True;
+  P.f_c = device.f_c;
+  P.v_th = device.v_th;
+  P.tgo = device.tgo;
+  P.tgo_driver = device.tgo_driver == 1 ? TgoDriver::Threshold : TgoDriver::Std;
+  P.width = device.width;
+  return P;
+}
+
+template <typename real>
+void adaptive_forward_typed(const NeuronOptions& options, const AdaptiveDeviceParams& device, const void* x,
+                            void* output, void* membrane, void* v_last, void* threshold, void* sg_param,
+                            double* mean, double* std_dev, void* h_scratch, void* workspace, cudaStream_t stream) {
+  launch_adaptive_forward(options, typed_params<real>(device), static_cast<const real*>(device.decay_device),
+                          static_cast<const real*>(x), static_cast<real*>(output), static_cast<real*>(membrane),
+                          static_cast<real*>(v_last), static_cast<real*>(threshold), static_cast<real*>(sg_param), mean,
+                          std_dev, static_cast<real*>(h_scratch), static_cast<double*>(workspace), stream);
+}
+
+}  // namespace detail
+
 void adaptive_forward(const NeuronOptions& options, DType dtype, const AdaptiveDeviceParams& params, const void* x,
                       void* output, void* membrane, void* v_last, void* threshold, void* sg_param, double* mean,
                       double* std_dev, void* h_scratch, void* workspace, Stream stream) {
   const cudaStream_t s = detail::as_stream(stream);
   if (dtype == DType::Float64) {
-    using real = double;
-    detail::adaptive_forward_typed<real>(options, params, static_cast<const real*>(x), static_cast<real*>(output),
-                                         static_cast<real*>(membrane), static_cast<real*>(v_last),
-                                         static_cast<real*>(threshold), static_cast<real*>(sg_param), mean, std_dev,
-                                         static_cast<real*>(h_scratch), workspace, s);
+    detail::adaptive_forward_typed<double>(options, params, x, output, membrane, v_last, threshold, sg_param, mean,
+                                           std_dev, h_scratch, workspace, s);
   } else if (dtype == DType::Float32) {
-    using real = float;
-    detail::adaptive_forward_typed<real>(options, params, static_cast<const real*>(x), static_cast<real*>(output),
-                                         static_cast<real*>(membrane), static_cast<real*>(v_last),
-                                         static_cast<real*>(threshold), static_cast<real*>(sg_param), mean, std_dev,
-                                         static_cast<real*>(h_scratch), workspace, s);
+    detail::adaptive_forward_typed<float>(options, params, x, output, membrane, v_last, threshold, sg_param, mean,
+                                          std_dev, h_scratch, workspace, s);
   } else {
     throw std::invalid_argument("x must be float32 or float64 for the adaptive threshold");
   }
 }
 
 }  // namespace spikegrad::cuda
+
+namespace spikegrad {
+
+template <typename real>
+std::size_t adaptive_forward_workspace_bytes_cuda(int64_t N) {
+  if (N <= 0) return 0;
+  return cuda::adaptive_workspace_bytes(N) + sizeof(real) * static_cast<std::size_t>(N);
+}
+
+template <typename real>
+void adaptive_forward_cuda(const NeuronOptions& options, const AdaptiveParams<real>& params, const same_t<real>* x,
+                           same_t<real>* output, same_t<real>* membrane, same_t<real>* v_last,
+                           same_t<real>* threshold, same_t<real>* sg_param, double* mean, double* std_dev,
+                           void* workspace, const same_t<real>* decay_device, cuda::Stream stream) {
+  double* block_sums = static_cast<double*>(workspace);
+  real* h_scratch = workspace == nullptr || params.N < 1
+                        ? nullptr
+                        : reinterpret_cast<real*>(block_sums + spikegrad::neuron_num_blocks(params.N));
+  cuda::detail::launch_adaptive_forward(options, params, decay_device, x, output, membrane, v_last, threshold,
+                                        sg_param, mean, std_dev, h_scratch, block_sums,
+                                        cuda::detail::as_stream(stream));
+}
+
+#define SPIKEGRAD_ADAPTIVE_CUDA_INSTANCES(real)                                                                     \
+  template std::size_t adaptive_forward_workspace_bytes_cuda<real>(int64_t);                                        \
+  template void adaptive_forward_cuda<real>(const NeuronOptions&, const AdaptiveParams<real>&, const real*, real*,  \
+                                            real*, real*, real*, real*, double*, double*, void*, const real*,       \
+                                            cuda::Stream);
+SPIKEGRAD_ADAPTIVE_CUDA_INSTANCES(float)
+SPIKEGRAD_ADAPTIVE_CUDA_INSTANCES(double)
+#undef SPIKEGRAD_ADAPTIVE_CUDA_INSTANCES
+
+}  // namespace spikegrad

@@ -7,6 +7,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cassert>  // __assert_fail (device_check_failed) where NDEBUG is not defined
 #include <cstdint>
 #include <cstdio>
 #include <cstring>

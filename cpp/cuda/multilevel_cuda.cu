@@ -1,10 +1,13 @@
-// cpp/cuda/multilevel_cuda.cu — the multi-level CF neuron (docs/spec.md §6) on the GPU: one thread per
-// neuron, fused over T, each step multilevel_element.hpp (the CPU loops' per-neuron operations);
-// the same chunked recompute and fixed-order float64 reductions as neuron_cuda.cuh.
-// Test: tests/test_cuda.py (on a GPU).
+// cpp/cuda/multilevel_cuda.cu — the multi-level CF neuron (docs/spec.md §6) and the PNB partial sums on
+// the GPU: one thread per neuron, fused over T, each step multilevel_element.hpp's (the CPU block
+// loops call the same functions); the same chunked recompute and fixed-order float64 reductions
+// as neuron_cuda.cuh. The typed siblings (multilevel_forward_cuda, ...) and the DType launchers
+// (cuda::multilevel_forward, ...) both end in the launchers here.
+// Test: tests/test_cuda.py (on a GPU), cpp/tests/test_cuda_api.cpp (host side).
 
 #include "common.cuh"
 #include "spikegrad/multilevel_element.hpp"
+#include "spikegrad/pnb_element.hpp"
 
 namespace spikegrad::cuda {
 namespace detail {
@@ -167,69 +170,46 @@ struct MultilevelGradients {
 // parameters. The values of the device array a (and of a device decay) are checked by the kernels
 // (resolve_level_parameters): reading them here would synchronize the stream.
 template <typename real>
-LevelParams<real> checked_level_params(const MultilevelDeviceParams& device) {
-  MultilevelParams<real> P;
-  P.T = device.T;
-  P.N = device.N;
-  // a device decay is checked by the kernels (check_decay)
-  P.decay = device.decay_device != nullptr ? static_cast<real>(0) : static_cast<real>(device.decay);
-  P.theta_p = static_cast<real>(device.theta_p);
-  P.theta_n = static_cast<real>(device.theta_n);
-  P.k_p = device.k_p;
-  P.k_n = device.k_n;
-  P.v_init = static_cast<const real*>(device.v_init);
-  P.a = static_cast<const real*>(device.a);
+LevelParams<real> checked_level_params(MultilevelParams<real> P, const real* decay_device) {
+  if (decay_device != nullptr) P.decay = static_cast<real>(0);  // read and checked by the kernels
   validate_multilevel_shape(P);
-  return {P.decay, P.theta_p, P.theta_n, P.k_p, P.k_n,
-          spikegrad::detail::span_bounds(P.theta_p, P.theta_n, P.k_p, P.k_n)};
+  return spikegrad::detail::level_params(P);
 }
 
-template <typename F>
-void dispatch_level(const MultilevelOptions& options, bool forward, F&& f) {
-  spikegrad::detail::dispatch_multilevel(options, [&](auto surrogate_c, auto smooth_c) {
-    constexpr bool smooth = decltype(smooth_c)::value;
-    if (forward && !smooth) {
-      // outside smooth mode the forward never looks at the surrogate: one variant, as on the CPU
-      f(std::integral_constant<LevelSurrogate, LevelSurrogate::Span>{}, smooth_c);
-    } else {
-      f(surrogate_c, smooth_c);
-    }
-  });
-}
-
+// The storage of x and the arrays shaped like it: real itself (the typed siblings) or the
+// DType's (float16 and bfloat16 with a float32 state).
 template <typename real>
-void multilevel_forward_typed(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& device,
-                              const void* x, void* output, void* membrane, void* v_last, cudaStream_t stream) {
-  const LevelParams<real> L = checked_level_params<real>(device);
-  if (device.N == 0) return;
+void launch_multilevel_forward(const MultilevelOptions& options, Storage storage, const MultilevelParams<real>& P,
+                               const real* decay_device, const void* x, void* output, void* membrane, void* v_last,
+                               cudaStream_t stream) {
+  const LevelParams<real> L = checked_level_params(P, decay_device);
+  if (P.N == 0) return;
   if (x == nullptr) throw std::invalid_argument("x must not be null");
   if (output == nullptr) throw std::invalid_argument("output must not be null");
   if (v_last == nullptr) throw std::invalid_argument("v_last must not be null");
-  const Storage storage = storage_of(dtype);
-  const bool vector = vector_path<real>(device.N, storage, x, output, membrane, v_last);
-  const unsigned grid = grid_size(vector_blocks<real>(device.N), "multilevel_forward");
-  dispatch_level(options, true, [&](auto surrogate_c, auto smooth_c) {
+  const bool vector = vector_path<real>(P.N, storage, x, output, membrane, v_last);
+  const unsigned grid = grid_size(vector_blocks<real>(P.N), "multilevel_forward");
+  // outside smooth mode the forward never looks at the surrogate: one variant, as on the CPU
+  spikegrad::dispatch_multilevel_forward(options, [&](auto surrogate_c, auto smooth_c) {
     multilevel_forward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value>
-        <<<grid, kBlockThreads, 0, stream>>>(L, static_cast<const real*>(device.decay_device), device.T, device.N,
-                                             static_cast<const real*>(device.a),
-                                             static_cast<const real*>(device.v_init), storage, vector, x, output,
+        <<<grid, kBlockThreads, 0, stream>>>(L, decay_device, P.T, P.N, P.a, P.v_init, storage, vector, x, output,
                                              membrane, v_last);
   });
   check_launch("multilevel_forward_kernel");
 }
 
 template <typename real>
-void multilevel_backward_typed(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& device,
-                               const void* x, const void* grad_output, const void* grad_membrane,
-                               const void* grad_v_last, void* grad_x, void* grad_v_init, double* grad_decay,
-                               double* grad_a, void* workspace, cudaStream_t stream) {
-  const LevelParams<real> L = checked_level_params<real>(device);
+void launch_multilevel_backward(const MultilevelOptions& options, Storage storage, const MultilevelParams<real>& P,
+                                const real* decay_device, const void* x, const void* grad_output,
+                                const void* grad_membrane, const void* grad_v_last, void* grad_x, void* grad_v_init,
+                                double* grad_decay, double* grad_a, void* workspace, cudaStream_t stream) {
+  const LevelParams<real> L = checked_level_params(P, decay_device);
   const bool param_grads = grad_decay != nullptr || grad_a != nullptr;
   if (param_grads) {
     if (grad_decay == nullptr) throw std::invalid_argument("grad_decay must not be null");
     if (grad_a == nullptr) throw std::invalid_argument("grad_a must not be null");
   }
-  const int64_t T = device.T, N = device.N;
+  const int64_t T = P.T, N = P.N;
   if (N == 0) {
     if (!param_grads) return;
     check_cuda(cudaMemsetAsync(grad_decay, 0, sizeof(double), stream), "zeroing grad_decay");
@@ -243,18 +223,37 @@ void multilevel_backward_typed(const MultilevelOptions& options, DType dtype, co
   auto* partials = static_cast<double*>(workspace);
   auto* checkpoints = reinterpret_cast<real*>(partials + partials_count(T + 1, N));
   const unsigned grid = grid_size(num_blocks(N), "multilevel_backward");
-  dispatch_level(options, false, [&](auto surrogate_c, auto smooth_c) {
+  spikegrad::dispatch_multilevel(options, [&](auto surrogate_c, auto smooth_c) {
     multilevel_backward_kernel<real, decltype(surrogate_c)::value, decltype(smooth_c)::value>
-        <<<grid, kBlockThreads, 0, stream>>>(L, static_cast<const real*>(device.decay_device), T, N,
-                                             static_cast<const real*>(device.a),
-                                             static_cast<const real*>(device.v_init), options.detach_reset,
-                                             param_grads, storage_of(dtype), x, grad_output, grad_membrane,
-                                             grad_v_last, grad_x, static_cast<real*>(grad_v_init), partials,
-                                             checkpoints);
+        <<<grid, kBlockThreads, 0, stream>>>(L, decay_device, T, N, P.a, P.v_init, options.detach_reset, param_grads,
+                                             storage, x, grad_output, grad_membrane, grad_v_last, grad_x,
+                                             static_cast<real*>(grad_v_init), partials, checkpoints);
   });
   check_launch("multilevel_backward_kernel");
   if (!param_grads) return;
   sum_partials(partials, num_blocks(N), T + 1, MultilevelGradients{grad_decay, grad_a}, stream);
+}
+
+// The DType launchers' parameters in the typed struct: decay rounded to the state dtype.
+template <typename real>
+MultilevelParams<real> typed_params(const MultilevelDeviceParams& device) {
+  MultilevelParams<real> P;
+  P.T = device.T;
+  P.N = device.N;
+  P.decay = static_cast<real>(device.decay);
+  P.theta_p = static_cast<real>(device.theta_p);
+  P.theta_n = static_cast<real>(device.theta_n);
+  P.k_p = device.k_p;
+  P.k_n = device.k_n;
+  P.a = static_cast<const real*>(device.a);
+  P.v_init = static_cast<const real*>(device.v_init);
+  return P;
+}
+
+// x's storage when it is real itself.
+template <typename real>
+inline Storage native_storage() {
+  return storage_of(sizeof(real) == 8 ? DType::Float64 : DType::Float32);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,22 +274,21 @@ __global__ void __launch_bounds__(kBlockThreads)
   __shared__ double shared[4 * kWarps];
   const int k = static_cast<int>(blockIdx.y) + 1;
   const int64_t num_partials = gridDim.x;
-  const real top_p = level(k, theta_p), bottom_p = level(k - 1, theta_p);
-  const real top_n = -level(k, theta_n), bottom_n = -level(k - 1, theta_n);
-  const double lvl_p = static_cast<double>(top_p), lvl_n = static_cast<double>(top_n);
+  const spikegrad::detail::PnbRegions<real> R = spikegrad::detail::pnb_regions(k, theta_p, theta_n);
+  const double lvl_p = static_cast<double>(R.top_p), lvl_n = static_cast<double>(R.top_n);
   double sums[4] = {0.0, 0.0, 0.0, 0.0};
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * kPnbItems;
   const int64_t end = begin + kPnbItems < count ? begin + kPnbItems : count;
   for (int64_t i = begin + threadIdx.x; i < end; i += kBlockThreads) {
     const real hi = h[i];
     const double h64 = static_cast<double>(hi);
-    if (bottom_p < hi && hi <= top_p) {  // Eq. 18
-      const double w = exp(-fabs(lvl_p - h64));
+    if (spikegrad::detail::in_positive_region(hi, R)) {  // Eq. 18
+      const double w = spikegrad::detail::pnb_weight(h64, lvl_p);
       sums[0] += w;
       sums[1] += h64 * w;
     }
-    if (top_n <= hi && hi < bottom_n) {  // Eq. 19
-      const double w = exp(-fabs(lvl_n - h64));
+    if (spikegrad::detail::in_negative_region(hi, R)) {  // Eq. 19
+      const double w = spikegrad::detail::pnb_weight(h64, lvl_n);
       sums[2] += w;
       sums[3] += h64 * w;
     }
@@ -303,19 +301,10 @@ __global__ void __launch_bounds__(kBlockThreads)
 
 // partials row (k - 1) * 4 + q -> sums[k - 1][q / 2][q % 2], i.e. the same index.
 template <typename real>
-void pnb_typed(const void* h, int64_t count, double theta_p_value, double theta_n_value, int K, double* sums,
-               void* workspace, cudaStream_t stream) {
-  if (K < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(K));
-  const real theta_p = static_cast<real>(theta_p_value), theta_n = static_cast<real>(theta_n_value);
-  if (!(std::isfinite(theta_p) && theta_p > 0)) {
-    throw std::invalid_argument("theta_p must be a finite magnitude > 0, got " +
-                                spikegrad::detail::number_string(theta_p_value));
-  }
-  if (!(std::isfinite(theta_n) && theta_n > 0)) {
-    throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
-                                spikegrad::detail::number_string(theta_n_value));
-  }
-  if (count < 0) throw std::invalid_argument("count must be >= 0");
+void launch_pnb(const PnbParams<real>& P, const real* h, double* sums, void* workspace, cudaStream_t stream) {
+  validate_pnb_params(P);
+  const int64_t count = P.count;
+  const int K = P.K;
   if (sums == nullptr) throw std::invalid_argument("sums must not be null");
   if (count == 0) {
     check_cuda(cudaMemsetAsync(sums, 0, sizeof(double) * 4 * static_cast<std::size_t>(K), stream), "zeroing sums");
@@ -327,22 +316,46 @@ void pnb_typed(const void* h, int64_t count, double theta_p_value, double theta_
   const int64_t blocks = pnb_blocks(count);
   const dim3 grid(grid_size(blocks, "pnb_partial_sums"), static_cast<unsigned>(K));
   auto* partials = static_cast<double*>(workspace);
-  pnb_partial_sums_kernel<real><<<grid, kBlockThreads, 0, stream>>>(static_cast<const real*>(h), count, theta_p,
-                                                                     theta_n, partials);
+  pnb_partial_sums_kernel<real><<<grid, kBlockThreads, 0, stream>>>(h, count, P.theta_p, P.theta_n, partials);
   check_launch("pnb_partial_sums_kernel");
   sum_partials(partials, blocks, 4 * static_cast<int64_t>(K), Contiguous{sums}, stream);
+}
+
+// The DType launcher: the magnitudes are checked after the rounding to real, the message names
+// the value given.
+template <typename real>
+void pnb_typed(const void* h, int64_t count, double theta_p_value, double theta_n_value, int K, double* sums,
+               void* workspace, cudaStream_t stream) {
+  if (K < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(K));
+  PnbParams<real> P;
+  P.count = count;
+  P.theta_p = static_cast<real>(theta_p_value);
+  P.theta_n = static_cast<real>(theta_n_value);
+  P.K = K;
+  if (!(std::isfinite(P.theta_p) && P.theta_p > 0)) {
+    throw std::invalid_argument("theta_p must be a finite magnitude > 0, got " +
+                                spikegrad::detail::number_string(theta_p_value));
+  }
+  if (!(std::isfinite(P.theta_n) && P.theta_n > 0)) {
+    throw std::invalid_argument("theta_n must be a finite magnitude > 0, got " +
+                                spikegrad::detail::number_string(theta_n_value));
+  }
+  launch_pnb(P, static_cast<const real*>(h), sums, workspace, stream);
 }
 
 }  // namespace detail
 
 void multilevel_forward(const MultilevelOptions& options, DType dtype, const MultilevelDeviceParams& params,
                         const void* x, void* output, void* membrane, void* v_last, Stream stream) {
+  const detail::Storage storage = detail::storage_of(dtype);
   if (dtype == DType::Float64) {
-    detail::multilevel_forward_typed<double>(options, dtype, params, x, output, membrane, v_last,
-                                             detail::as_stream(stream));
+    detail::launch_multilevel_forward(options, storage, detail::typed_params<double>(params),
+                                      static_cast<const double*>(params.decay_device), x, output, membrane, v_last,
+                                      detail::as_stream(stream));
   } else {
-    detail::multilevel_forward_typed<float>(options, dtype, params, x, output, membrane, v_last,
-                                            detail::as_stream(stream));
+    detail::launch_multilevel_forward(options, storage, detail::typed_params<float>(params),
+                                      static_cast<const float*>(params.decay_device), x, output, membrane, v_last,
+                                      detail::as_stream(stream));
   }
 }
 
@@ -355,14 +368,17 @@ void multilevel_backward(const MultilevelOptions& options, DType dtype, const Mu
                          const void* x, const void* grad_output, const void* grad_membrane, const void* grad_v_last,
                          void* grad_x, void* grad_v_init, double* grad_decay, double* grad_a, void* workspace,
                          Stream stream) {
+  const detail::Storage storage = detail::storage_of(dtype);
   if (dtype == DType::Float64) {
-    detail::multilevel_backward_typed<double>(options, dtype, params, x, grad_output, grad_membrane, grad_v_last,
-                                              grad_x, grad_v_init, grad_decay, grad_a, workspace,
-                                              detail::as_stream(stream));
+    detail::launch_multilevel_backward(options, storage, detail::typed_params<double>(params),
+                                       static_cast<const double*>(params.decay_device), x, grad_output, grad_membrane,
+                                       grad_v_last, grad_x, grad_v_init, grad_decay, grad_a, workspace,
+                                       detail::as_stream(stream));
   } else {
-    detail::multilevel_backward_typed<float>(options, dtype, params, x, grad_output, grad_membrane, grad_v_last,
-                                             grad_x, grad_v_init, grad_decay, grad_a, workspace,
-                                             detail::as_stream(stream));
+    detail::launch_multilevel_backward(options, storage, detail::typed_params<float>(params),
+                                       static_cast<const float*>(params.decay_device), x, grad_output, grad_membrane,
+                                       grad_v_last, grad_x, grad_v_init, grad_decay, grad_a, workspace,
+                                       detail::as_stream(stream));
   }
 }
 
@@ -383,3 +399,56 @@ void pnb_partial_sums(DType dtype, const void* h, int64_t count, double theta_p,
 }
 
 }  // namespace spikegrad::cuda
+
+namespace spikegrad {
+
+template <typename real>
+void multilevel_forward_cuda(const MultilevelOptions& options, const MultilevelParams<real>& params,
+                             const same_t<real>* x, same_t<real>* output, same_t<real>* membrane,
+                             same_t<real>* v_last, const same_t<real>* decay_device, cuda::Stream stream) {
+  cuda::detail::launch_multilevel_forward(options, cuda::detail::native_storage<real>(), params, decay_device, x,
+                                          output, membrane, v_last, cuda::detail::as_stream(stream));
+}
+
+template <typename real>
+std::size_t multilevel_backward_workspace_bytes_cuda(int64_t T, int64_t N) {
+  return cuda::multilevel_backward_workspace_bytes(sizeof(real) == 8 ? cuda::DType::Float64 : cuda::DType::Float32, T,
+                                                   N);
+}
+
+template <typename real>
+void multilevel_backward_cuda(const MultilevelOptions& options, const MultilevelParams<real>& params,
+                              const same_t<real>* x, const same_t<real>* grad_output,
+                              const same_t<real>* grad_membrane, const same_t<real>* grad_v_last,
+                              same_t<real>* grad_x, same_t<real>* grad_v_init, double* grad_decay, double* grad_a,
+                              void* workspace, const same_t<real>* decay_device, cuda::Stream stream) {
+  cuda::detail::launch_multilevel_backward(options, cuda::detail::native_storage<real>(), params, decay_device, x,
+                                           grad_output, grad_membrane, grad_v_last, grad_x, grad_v_init, grad_decay,
+                                           grad_a, workspace, cuda::detail::as_stream(stream));
+}
+
+template <typename real>
+std::size_t pnb_workspace_bytes_cuda(int64_t count, int K) {
+  return cuda::pnb_workspace_bytes(count, K);
+}
+
+template <typename real>
+void pnb_partial_sums_cuda(const PnbParams<real>& params, const same_t<real>* h, double* sums, void* workspace,
+                           cuda::Stream stream) {
+  cuda::detail::launch_pnb(params, h, sums, workspace, cuda::detail::as_stream(stream));
+}
+
+#define SPIKEGRAD_MULTILEVEL_CUDA_INSTANCES(real)                                                                \
+  template void multilevel_forward_cuda<real>(const MultilevelOptions&, const MultilevelParams<real>&, const real*, \
+                                              real*, real*, real*, const real*, cuda::Stream);                    \
+  template std::size_t multilevel_backward_workspace_bytes_cuda<real>(int64_t, int64_t);                         \
+  template void multilevel_backward_cuda<real>(const MultilevelOptions&, const MultilevelParams<real>&,           \
+                                               const real*, const real*, const real*, const real*, real*, real*,  \
+                                               double*, double*, void*, const real*, cuda::Stream);               \
+  template std::size_t pnb_workspace_bytes_cuda<real>(int64_t, int);                                             \
+  template void pnb_partial_sums_cuda<real>(const PnbParams<real>&, const real*, double*, void*, cuda::Stream);
+SPIKEGRAD_MULTILEVEL_CUDA_INSTANCES(float)
+SPIKEGRAD_MULTILEVEL_CUDA_INSTANCES(double)
+#undef SPIKEGRAD_MULTILEVEL_CUDA_INSTANCES
+
+}  // namespace spikegrad

@@ -1,131 +1,43 @@
 // spikegrad/adaptive_cpu.hpp — DS-ATGO's adaptive threshold (docs/spec.md §2, "AT") and TGO width
 // schedule (docs/spec.md §5) in the fused CPU forward: between charge and fire, one float64 reduction of
 // h[t] over all N neurons sets theta[t] and the surrogate width k_t. The C++ twin of
-// pyref/adaptive.py. Test: tests/test_atgo.py compares it with spikegrad.ref.adaptive.
+// pyref/adaptive.py. Test: tests/test_atgo.py compares it with spikegrad.ref.adaptive;
+// cpp/tests/test_family_siblings.cpp the entry points with each other.
 //
 // The backward is neuron_backward_cpu with the recorded thresholds and widths: theta[t] and k_t
 // are detached statistics, so the neuron is an ordinary neuron with per-step vectors.
 //
-// The functions on float64 scalars (the equations, layer_mean, layer_std, adaptive_step_values)
-// and the sum order (ordered_sum, portable_tanh of portable.hpp) are SPIKEGRAD_HD: the CUDA
-// forward (cpp/cuda/adaptive_cuda.cu) runs this very source on the device, so its statistics,
-// thresholds and widths are these bits.
+// The parameters, the equations on float64 scalars (layer_mean, layer_std, adaptive_step_values)
+// and each neuron's charge, deviation and fire are adaptive_element.hpp's, SPIKEGRAD_HD: the CUDA
+// forward (cpp/cuda/adaptive_cuda.cu) runs the same source on the device, and adds the block sums
+// in the same order (ordered_sum of portable.hpp), so its statistics, thresholds and widths are
+// these bits.
 #pragma once
 
-#include <cmath>
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 
-#include "formulas.hpp"
+#include "adaptive_element.hpp"
 #include "detail/parallel.hpp"
 #include "options.hpp"
 #include "portable.hpp"
 
 namespace spikegrad {
 
-enum class ThresholdMode { True, Estimated };  // paper Eq. 5, second line / first line
-enum class TgoDriver { Std, Threshold };       // d_t of Eq. 7: std(h[t]) (released code) / theta[t] (paper)
-
-inline ThresholdMode parse_threshold_mode(std::string_view s) {
-  if (s == "true") return ThresholdMode::True;
-  if (s == "estimated") return ThresholdMode::Estimated;
-  throw std::invalid_argument("threshold_mode must be one of 'true', 'estimated'; got '" + std::string(s) + "'");
-}
-
-inline TgoDriver parse_tgo_driver(std::string_view s) {
-  if (s == "std") return TgoDriver::Std;
-  if (s == "threshold") return TgoDriver::Threshold;
-  throw std::invalid_argument("tgo_driver must be one of 'std', 'threshold'; got '" + std::string(s) + "'");
-}
-
-// T = timesteps, N = neurons (the whole batch: the statistic is over all of them).
-template <typename real>
-struct AdaptiveParams {
-  int64_t T = 0, N = 0;
-  real decay = 0;                  // lam (docs/spec.md §1)
-  real v_reset = 0;                // the hard-reset potential (docs/spec.md §4)
-  const real* v_init = nullptr;    // v[-1], [N]; nullptr: zeros (no [N] array of zeros to read)
-  ThresholdMode threshold_mode = ThresholdMode::True;
-  double f_c = 1;                  // the threshold's scale factor of Eq. 5
-  double v_th = 1;                 // V_th of Eq. 5 (estimated) and Eq. 7
-  bool tgo = true;                 // width schedule of Eq. 7; false: k_t = width throughout
-  TgoDriver tgo_driver = TgoDriver::Std;
-  double width = 1;                // k0, the rect surrogate's base width
-};
-
-// ---------------------------------------------------------------------------------------------
-// The equations, on float64 scalars (pyref/adaptive.py spells them in the same order)
-// ---------------------------------------------------------------------------------------------
-
-// Eq. 5, second line ("true"): theta[t] = f_c * (mean(h[t]) + std(h[t])).
-SPIKEGRAD_HD inline double adaptive_threshold(double mean, double std_dev, double f_c) { return f_c * (mean + std_dev); }
-
-// Eq. 5, first line ("estimated"): theta = f_c * sqrt(1 + lam^2) * V_th.
-SPIKEGRAD_HD inline double estimated_threshold(double lam, double f_c, double v_th) {
-  return f_c * std::sqrt(1.0 + lam * lam) * v_th;
-}
-
-// Eq. 7 (docs/spec.md §5): k_t = k0 * (1 + tanh(d_t - V_th)), both branches of the paper in one (tanh is odd).
-// tanh is spikegrad's own (portable.hpp): the same bits on the CPU, on CUDA and in pyref.
-SPIKEGRAD_HD inline double tgo_width(double k0, double driver, double v_th) {
-  return k0 * (1.0 + detail::portable_tanh(driver - v_th));
-}
-
-// What one step uses: theta[t] and k_t, computed in float64 and rounded once to the working dtype.
-template <typename real>
-struct AdaptiveStepValues {
-  real threshold;
-  real width;
-};
-
-template <typename real>
-SPIKEGRAD_HD AdaptiveStepValues<real> adaptive_step_values(const AdaptiveParams<real>& P, double mean, double std_dev) {
-  const double theta = P.threshold_mode == ThresholdMode::True
-                           ? adaptive_threshold(mean, std_dev, P.f_c)
-                           : estimated_threshold(static_cast<double>(P.decay), P.f_c, P.v_th);
-  double width = P.width;
-  if (P.tgo) width = tgo_width(P.width, P.tgo_driver == TgoDriver::Std ? std_dev : theta, P.v_th);
-  return {static_cast<real>(theta), static_cast<real>(width)};
-}
-
-// The values of one step must be usable, else the forward raises where the cause is known:
-// - a non-finite threshold or width means NaN or Inf among the layer's membranes (from x or
-//   v_init): the layer statistic is then undefined, and H(NaN) = 0 would silently silence
-//   every neuron of the layer, so it is an error rather than IEEE propagation;
-// - k_t = 0 happens when tanh(d_t - V_th) rounds to -1 (d_t - V_th < -19 in float64): the rect
-//   surrogate of width 0 is undefined (its limit is a Dirac delta, not 0).
-// The CUDA forward makes the same checks on the device (adaptive_cuda.cu, check_step_on_device),
-// with these messages.
-template <typename real>
-void check_adaptive_step(const AdaptiveParams<real>& P, const AdaptiveStepValues<real>& step, double mean,
-                         double std_dev, int64_t t) {
-  const auto statistics = [&] {
-    return "(mean(h) = " + detail::number_string(mean) + ", std(h) = " + detail::number_string(std_dev) +
-           ", v_th = " + detail::number_string(P.v_th) + ")";
-  };
-  if (!std::isfinite(step.threshold) || !std::isfinite(step.width)) {
-    throw std::invalid_argument("the adaptive threshold or TGO width is not finite at t = " + std::to_string(t) + " " +
-                                statistics() + ": the layer's membranes contain NaN or Inf (from x or v_init), or "
-                                "are so large that the float64 statistic overflows: DS-ATGO's threshold is undefined");
-  }
-  if (step.width <= 0) {
-    throw std::invalid_argument("the TGO width k_t = width * (1 + tanh(d_t - v_th)) rounds to 0 at t = " +
-                                std::to_string(t) + " " + statistics() +
-                                ": d_t is too far below v_th; use a smaller v_th or tgo=False");
-  }
-}
-
-// mean(h[t]) from the layer's sum of h, and the Bessel-corrected std from its sum of squared
-// deviations (two passes: the second sums (h - mean)^2 around the first's mean).
-SPIKEGRAD_HD inline double layer_mean(double sum, int64_t N) { return sum / static_cast<double>(N); }
-SPIKEGRAD_HD inline double layer_std(double sum_squared_deviations, int64_t N) {
-  return std::sqrt(sum_squared_deviations / static_cast<double>(N - 1));
-}
-
 // The number of float64 per-block partial sums a step writes (one per block of kNeuronBlock).
 inline int64_t adaptive_workspace_size(int64_t N) { return neuron_num_blocks(N); }
+
+// Bytes of the fused CPU forward's workspace: the per-block float64 sums, then one step's h ([N]
+// of real, used when the membrane is not kept). Aligned for double.
+template <typename real>
+inline std::size_t adaptive_forward_workspace_bytes_cpu(int64_t N) {
+  if (N <= 0) return 0;
+  return sizeof(double) * static_cast<std::size_t>(adaptive_workspace_size(N)) +
+         sizeof(real) * static_cast<std::size_t>(N);
+}
 
 // The blocks' partial sums added in the canonical order (ordered_sum, portable.hpp: 256 strided
 // lanes, then the warp shuffle trees), the order the CUDA forward adds them in with one block of
@@ -133,21 +45,6 @@ inline int64_t adaptive_workspace_size(int64_t N) { return neuron_num_blocks(N);
 // them the same way (pyref/adaptive.py, combine_partial_sums).
 inline double combine_block_sums(const double* block_sums, int64_t num_blocks) {
   return ordered_sum(block_sums, num_blocks);
-}
-
-template <typename real>
-void validate_adaptive_params(const AdaptiveParams<real>& P) {
-  if (P.T < 1) throw std::invalid_argument("x must have a time axis with T >= 1, got T = " + std::to_string(P.T));
-  if (P.N < 2) {
-    throw std::invalid_argument(
-        "the adaptive threshold needs N >= 2 neurons (the std divides by N - 1), got N = " + std::to_string(P.N));
-  }
-  if (std::isnan(P.decay)) throw std::invalid_argument("decay is NaN");
-  if (!std::isfinite(P.f_c)) throw std::invalid_argument("f_c must be finite, got " + detail::number_string(P.f_c));
-  if (!std::isfinite(P.v_th)) throw std::invalid_argument("v_th must be finite, got " + detail::number_string(P.v_th));
-  if (!(P.width > 0 && std::isfinite(P.width))) {
-    throw std::invalid_argument("width must be a finite number > 0, got " + detail::number_string(P.width));
-  }
 }
 
 namespace detail {
@@ -159,15 +56,9 @@ inline double block_sum_squared_deviations(const real* SPIKEGRAD_RESTRICT h, int
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    for (int l = 0; l < 8; ++l) {
-      const double d = static_cast<double>(h[i + l]) - mean;
-      acc[l] += d * d;
-    }
+    for (int l = 0; l < 8; ++l) acc[l] += adaptive_element_deviation(h[i + l], mean);
   }
-  for (int l = 0; i + l < n; ++l) {
-    const double d = static_cast<double>(h[i + l]) - mean;
-    acc[l] += d * d;
-  }
+  for (int l = 0; i + l < n; ++l) acc[l] += adaptive_element_deviation(h[i + l], mean);
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
@@ -176,7 +67,7 @@ inline double block_sum_squared_deviations(const real* SPIKEGRAD_RESTRICT h, int
 template <typename real, Charge C>
 inline void charge_block(int64_t n, const real* SPIKEGRAD_RESTRICT x, const real* SPIKEGRAD_RESTRICT v,
                          real* SPIKEGRAD_RESTRICT h, real lam, real v_reset) {
-  for (int64_t i = 0; i < n; ++i) h[i] = charge<C>(v[i], x[i], lam, v_reset);
+  for (int64_t i = 0; i < n; ++i) h[i] = adaptive_element_charge<real, C>(v[i], x[i], lam, v_reset);
 }
 
 // One block's fire and reset with the step's threshold: o = H(h - theta) (docs/spec.md §3, absolute
@@ -184,12 +75,7 @@ inline void charge_block(int64_t n, const real* SPIKEGRAD_RESTRICT x, const real
 template <typename real, Reset R>
 inline void fire_block(int64_t n, const real* SPIKEGRAD_RESTRICT h, real* SPIKEGRAD_RESTRICT v,
                        real* SPIKEGRAD_RESTRICT o, real theta, real v_reset) {
-  for (int64_t i = 0; i < n; ++i) {
-    const real z = spike_argument<Scale::Absolute>(h[i], theta);
-    const real s = heaviside(z);
-    o[i] = output<Scale::Absolute>(s, theta);
-    v[i] = reset<R>(h[i], s, theta, v_reset);
-  }
+  for (int64_t i = 0; i < n; ++i) v[i] = adaptive_element_fire<real, R>(h[i], o[i], theta, v_reset);
 }
 
 template <typename real, Charge C>
@@ -334,6 +220,21 @@ void adaptive_forward_cpu(const NeuronOptions& options, const AdaptiveParams<rea
                                    num_threads);
     });
   });
+}
+
+// The same with one workspace of adaptive_forward_workspace_bytes_cpu<real>(N) bytes (aligned
+// for double): the block sums, then h_scratch. The CUDA sibling: adaptive_forward_cuda (cuda.hpp).
+template <typename real>
+void adaptive_forward_cpu(const NeuronOptions& options, const AdaptiveParams<real>& P, const same_t<real>* x,
+                          same_t<real>* output, same_t<real>* membrane, same_t<real>* v_last,
+                          same_t<real>* threshold, same_t<real>* sg_param, double* mean, double* std_dev,
+                          void* workspace, int num_threads = 0) {
+  double* block_sums = static_cast<double*>(workspace);
+  real* h_scratch = workspace == nullptr || P.N < 1
+                        ? nullptr
+                        : reinterpret_cast<real*>(block_sums + adaptive_workspace_size(P.N));
+  adaptive_forward_cpu(options, P, x, output, membrane, v_last, threshold, sg_param, mean, std_dev, h_scratch,
+                       block_sums, num_threads);
 }
 
 }  // namespace spikegrad

@@ -2,14 +2,22 @@
 // C++ header: including it needs no CUDA headers; pointers are device pointers, the stream is a
 // cudaStream_t passed as void*. Implemented in cpp/cuda/*.cu; design in docs/cuda.md.
 // Test: tests/test_cuda.py (needs a GPU; tools/gpu_check.sh runs it), cpp/tests/test_cuda_api.cpp.
+//
+// The multi-level, PNB and DS-ATGO families also have typed siblings of their CPU entry points
+// (end of this file, namespace spikegrad): X_cuda<real> takes the CPU's X_cpu<real> parameter
+// struct (with device pointers) and arguments in the same order, then an optional device decay
+// and the stream; workspaces are X_workspace_bytes_cuda<real>(...) bytes, as on the CPU.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-#include "multilevel_cpu.hpp"  // MultilevelOptions
-#include "neuron_params.hpp"
-#include "options.hpp"
+#include "adaptive_element.hpp"    // AdaptiveParams
+#include "detail/parallel.hpp"     // same_t
+#include "multilevel_element.hpp"  // MultilevelParams
+#include "neuron_params.hpp"       // NeuronParams
+#include "options.hpp"             // NeuronOptions, MultilevelOptions
+#include "pnb_element.hpp"         // PnbParams
 
 namespace spikegrad::cuda {
 
@@ -166,3 +174,79 @@ double ordered_device_sum(const double* values, int64_t M);
 void device_sum(const double* values, int64_t M, double* out, Stream stream);
 
 }  // namespace spikegrad::cuda
+
+namespace spikegrad {
+
+// ---------------------------------------------------------------------------------------------
+// The typed siblings of the multi-level, PNB and DS-ATGO CPU entry points, real = float or
+// double (x and the state in one dtype; the DType launchers above also take float16/bfloat16
+// storage). Same parameter struct, same arguments in the same order as X_cpu<real>, the
+// pointers on the device; in place of the CPU's num_threads: decay_device, lam as a device
+// scalar of real (a learnable decay; the struct's decay is then ignored) or nullptr, and the
+// stream. Every launch is asynchronous, the checks of device values are the kernels'
+// (docs/cuda.md). Workspaces: X_workspace_bytes_cuda<real>(...) bytes, 8-byte aligned.
+// ---------------------------------------------------------------------------------------------
+
+// multilevel_forward_cpu's sibling (docs/spec.md §6).
+template <typename real>
+void multilevel_forward_cuda(const MultilevelOptions& options, const MultilevelParams<real>& params,
+                             const same_t<real>* x, same_t<real>* output, same_t<real>* membrane,
+                             same_t<real>* v_last, const same_t<real>* decay_device = nullptr,
+                             cuda::Stream stream = nullptr);
+
+// Bytes of multilevel_backward_cuda's workspace (float64 per-block partial sums and the
+// membranes at the starts of the chunks of kChunkSteps steps).
+template <typename real>
+std::size_t multilevel_backward_workspace_bytes_cuda(int64_t T, int64_t N);
+
+// multilevel_backward_cpu's sibling: grad_decay (1) and grad_a ([T]) device doubles, both or
+// neither (no parameter sums).
+template <typename real>
+void multilevel_backward_cuda(const MultilevelOptions& options, const MultilevelParams<real>& params,
+                              const same_t<real>* x, const same_t<real>* grad_output,
+                              const same_t<real>* grad_membrane, const same_t<real>* grad_v_last,
+                              same_t<real>* grad_x, same_t<real>* grad_v_init, double* grad_decay, double* grad_a,
+                              void* workspace, const same_t<real>* decay_device = nullptr,
+                              cuda::Stream stream = nullptr);
+
+// Bytes of pnb_partial_sums_cuda's workspace (float64 per-block sums).
+template <typename real>
+std::size_t pnb_workspace_bytes_cuda(int64_t count, int K);
+
+// pnb_partial_sums_cpu's sibling (docs/spec.md §6, Eqs. 18-19); sums: [K][2][2] device doubles.
+template <typename real>
+void pnb_partial_sums_cuda(const PnbParams<real>& params, const same_t<real>* h, double* sums, void* workspace,
+                           cuda::Stream stream = nullptr);
+
+// Bytes of adaptive_forward_cuda's workspace: the per-block float64 sums, then one step's h
+// ([N] of real, used when the membrane is not kept), as adaptive_forward_workspace_bytes_cpu.
+template <typename real>
+std::size_t adaptive_forward_workspace_bytes_cuda(int64_t N);
+
+// adaptive_forward_cpu's sibling (the one-workspace form); mean, std_dev: [T] device doubles.
+template <typename real>
+void adaptive_forward_cuda(const NeuronOptions& options, const AdaptiveParams<real>& params, const same_t<real>* x,
+                           same_t<real>* output, same_t<real>* membrane, same_t<real>* v_last,
+                           same_t<real>* threshold, same_t<real>* sg_param, double* mean, double* std_dev,
+                           void* workspace, const same_t<real>* decay_device = nullptr, cuda::Stream stream = nullptr);
+
+// Compiled for float and double in cpp/cuda/ (the spikegrad::cuda library).
+#define SPIKEGRAD_FAMILY_CUDA_EXTERN(real)                                                                        \
+  extern template void multilevel_forward_cuda<real>(const MultilevelOptions&, const MultilevelParams<real>&,     \
+                                                     const real*, real*, real*, real*, const real*, cuda::Stream); \
+  extern template std::size_t multilevel_backward_workspace_bytes_cuda<real>(int64_t, int64_t);                  \
+  extern template void multilevel_backward_cuda<real>(const MultilevelOptions&, const MultilevelParams<real>&,    \
+                                                      const real*, const real*, const real*, const real*, real*,  \
+                                                      real*, double*, double*, void*, const real*, cuda::Stream); \
+  extern template std::size_t pnb_workspace_bytes_cuda<real>(int64_t, int);                                      \
+  extern template void pnb_partial_sums_cuda<real>(const PnbParams<real>&, const real*, double*, void*,           \
+                                                   cuda::Stream);                                                 \
+  extern template std::size_t adaptive_forward_workspace_bytes_cuda<real>(int64_t);                              \
+  extern template void adaptive_forward_cuda<real>(const NeuronOptions&, const AdaptiveParams<real>&, const real*, \
+                                                   real*, real*, real*, real*, real*, double*, double*, void*,    \
+                                                   const real*, cuda::Stream);
+SPIKEGRAD_FAMILY_CUDA_EXTERN(float)
+SPIKEGRAD_FAMILY_CUDA_EXTERN(double)
+#undef SPIKEGRAD_FAMILY_CUDA_EXTERN
+
+}  // namespace spikegrad

@@ -238,4 +238,87 @@ void dispatch_neuron(const NeuronOptions& options, F&& f) {
   });
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// The multi-level (CF, docs/spec.md §6) and adaptive-threshold (DS-ATGO, docs/spec.md §2 "AT",
+// §5 "TGO") options: enums, names, parsers and dispatch, in the neuron section's style. The PNB
+// partial sums have no option.
+// ---------------------------------------------------------------------------------------------
+
+// The level surrogate (docs/spec.md §6): Eq. 14's rectangle union ("span") or the TSG triangles ("tsg").
+enum class LevelSurrogate { Span, Tsg };
+enum class ThresholdMode { True, Estimated };  // Eq. 5 of DS-ATGO: second line / first line
+enum class TgoDriver { Std, Threshold };       // d_t of Eq. 7: std(h[t]) (released code) / theta[t] (paper)
+
+struct MultilevelOptions {
+  LevelSurrogate surrogate = LevelSurrogate::Tsg;
+  bool smooth = false;        // counts are the primitives of the level surrogates (pyref/multilevel.py)
+  bool detach_reset = false;  // backward only: the counts inside the reset are constants
+};
+
+namespace detail {
+
+// The same strings as pyref/multilevel.py and pyref/adaptive.py.
+inline constexpr OptionName<LevelSurrogate> kLevelSurrogates[] = {{"span", LevelSurrogate::Span},
+                                                                  {"tsg", LevelSurrogate::Tsg}};
+inline constexpr OptionName<ThresholdMode> kThresholdModes[] = {{"true", ThresholdMode::True},
+                                                                {"estimated", ThresholdMode::Estimated}};
+inline constexpr OptionName<TgoDriver> kTgoDrivers[] = {{"std", TgoDriver::Std}, {"threshold", TgoDriver::Threshold}};
+
+}  // namespace detail
+
+// The multi-level neuron's surrogate is the Python argument `surrogate`, as the neuron's.
+inline LevelSurrogate parse_level_surrogate(std::string_view s) {
+  return detail::parse_option("surrogate", s, detail::kLevelSurrogates);
+}
+inline ThresholdMode parse_threshold_mode(std::string_view s) {
+  return detail::parse_option("threshold_mode", s, detail::kThresholdModes);
+}
+inline TgoDriver parse_tgo_driver(std::string_view s) { return detail::parse_option("tgo_driver", s, detail::kTgoDrivers); }
+
+inline MultilevelOptions parse_multilevel_options(std::string_view surrogate, bool smooth, bool detach_reset) {
+  MultilevelOptions options;
+  options.surrogate = parse_level_surrogate(surrogate);
+  options.smooth = smooth;
+  options.detach_reset = detach_reset;
+  return options;
+}
+
+inline const char* to_string(LevelSurrogate g) { return detail::option_name(g, detail::kLevelSurrogates); }
+inline const char* to_string(ThresholdMode m) { return detail::option_name(m, detail::kThresholdModes); }
+inline const char* to_string(TgoDriver d) { return detail::option_name(d, detail::kTgoDrivers); }
+
+template <LevelSurrogate G> using LevelSurrogateConstant = std::integral_constant<LevelSurrogate, G>;
+
+template <typename F>
+void dispatch_level_surrogate(LevelSurrogate g, F&& f) {
+  switch (g) {
+    case LevelSurrogate::Span: f(LevelSurrogateConstant<LevelSurrogate::Span>{}); return;
+    case LevelSurrogate::Tsg: f(LevelSurrogateConstant<LevelSurrogate::Tsg>{}); return;
+  }
+  throw std::invalid_argument("surrogate: invalid enum value");
+}
+
+// The multi-level neuron's dispatch: f(surrogate, smooth), each an integral_constant (2 x 2
+// kernels). detach_reset is a run-time argument of the backward step, as for the neuron.
+template <typename F>
+void dispatch_multilevel(const MultilevelOptions& options, F&& f) {
+  dispatch_level_surrogate(options.surrogate, [&](auto surrogate) {
+    dispatch_bool(options.smooth, [&](auto smooth) { f(surrogate, smooth); });
+  });
+}
+
+// The multi-level forward's dispatch: outside smooth mode the forward never looks at the
+// surrogate, so both surrogates share the span variant (3 forward kernels instead of 4).
+template <typename F>
+void dispatch_multilevel_forward(const MultilevelOptions& options, F&& f) {
+  dispatch_multilevel(options, [&](auto surrogate, auto smooth) {
+    if constexpr (decltype(smooth)::value) {
+      f(surrogate, smooth);
+    } else {
+      f(LevelSurrogateConstant<LevelSurrogate::Span>{}, smooth);
+    }
+  });
+}
+
 }  // namespace spikegrad
