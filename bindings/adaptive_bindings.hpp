@@ -1,6 +1,6 @@
 // bindings/adaptive_bindings.hpp — the DS-ATGO adaptive-threshold kernels (adaptive_cpu.hpp) on
-// NumPy buffers. Included by core.cpp inside its anonymous namespace, after its buffer checks
-// (checked, as_array, dtype_of_x, check_no_overlap), which it reuses; bind_adaptive(m) adds the ops.
+// host buffers. Included by core.cpp inside its anonymous namespace; its buffers are checked by
+// bindings/buffers.hpp, in core.cpp's calling convention; bind_adaptive(m) adds the ops.
 // Test: tests/test_atgo.py.
 #pragma once
 
@@ -33,155 +33,123 @@ spikegrad::AdaptiveParams<real> typed(const spikegrad::AdaptiveParams<double>& p
   return params;
 }
 
-void adaptive_forward(const py::object& x_obj, double decay, double v_reset, const py::object& v_init_obj,
-                      const py::object& output_obj, const py::object& membrane_obj, const py::object& v_last_obj,
-                      const py::object& threshold_obj, const py::object& sg_param_obj, const py::object& mean_obj,
-                      const py::object& std_obj, const std::string& charge, const std::string& reset,
+int64_t adaptive_workspace_bytes(const py::object& x_obj) {
+  const Buffer x = spikegrad::bindings::buffer(x_obj, "x", kHost);
+  require_time_major(x, false);
+  return bytes_of_doubles(static_cast<std::size_t>(spikegrad::adaptive_workspace_size(x.shape.dims[1])));
+}
+
+void adaptive_forward(const py::object& decay_obj, double v_reset, const py::object& v_init_obj,
+                      const py::object& x_obj, const py::object& output_obj, const py::object& membrane_obj,
+                      const py::object& v_last_obj, const py::object& threshold_obj, const py::object& sg_param_obj,
+                      const py::object& mean_obj, const py::object& std_obj, const py::object& h_scratch_obj,
+                      const py::object& workspace_obj, const std::string& charge, const std::string& reset,
                       const std::string& threshold_mode, double f_c, double v_th, bool tgo,
                       const std::string& tgo_driver, double width, int num_threads) {
   spikegrad::NeuronOptions options;
   options.charge = spikegrad::parse_charge(charge);
   options.reset = spikegrad::parse_reset(reset);
+  const Buffer x = spikegrad::bindings::buffer(x_obj, "x", kHost);
+  const DType dtype = require_time_major(x, false);
+  const int64_t T = x.shape.dims[0], N = x.shape.dims[1];
+  const auto decay = scalar_argument(decay_obj, "decay", kHost, dtype);
   const spikegrad::AdaptiveParams<double> untyped =
-      adaptive_params_untyped(decay, v_reset, threshold_mode, f_c, v_th, tgo, tgo_driver, width);
-  py::array x = as_array(x_obj, "x");
-  const py::dtype dtype = dtype_of_x(x);
-  if (x.ndim() != 2) throw py::value_error("x must be 2-D [T, N], got shape " + shape_string(x));
-  const int64_t T = static_cast<int64_t>(x.shape(0)), N = static_cast<int64_t>(x.shape(1));
-  x = checked(x, "x", dtype, {T, N}, false);
-  const bool has_v_init = !v_init_obj.is_none();  // None: v[-1] = 0 without an array of zeros
-  py::array v_init;
-  if (has_v_init) v_init = checked(v_init_obj, "v_init", dtype, {N}, false);
-  py::array output = checked(output_obj, "output", dtype, {T, N}, true);
-  py::array membrane;
-  const bool has_membrane = !membrane_obj.is_none();
-  if (has_membrane) membrane = checked(membrane_obj, "membrane", dtype, {T, N}, true);
-  py::array v_last = checked(v_last_obj, "v_last", dtype, {N}, true);
-  py::array threshold = checked(threshold_obj, "threshold", dtype, {T}, true);
-  py::array sg_param = checked(sg_param_obj, "sg_param", dtype, {T}, true);
-  const py::dtype f64 = py::dtype::of<double>();
-  py::array mean = checked(mean_obj, "mean", f64, {T}, true);
-  py::array std_dev = checked(std_obj, "std", f64, {T}, true);
-  py::array* membrane_ptr = has_membrane ? &membrane : nullptr;
-  check_no_overlap({{"x", &x, false},
-                    {"v_init", has_v_init ? &v_init : nullptr, false},
-                    {"output", &output, true},
-                    {"membrane", membrane_ptr, true},
-                    {"v_last", &v_last, true},
-                    {"threshold", &threshold, true},
-                    {"sg_param", &sg_param, true},
-                    {"mean", &mean, true},
-                    {"std", &std_dev, true}});
-  // small scratch: one step's h (when the membrane is not kept) and the per-block sums
-  std::vector<double> workspace(static_cast<std::size_t>(spikegrad::adaptive_workspace_size(N)));
-
-  auto run = [&](auto zero) {
+      adaptive_params_untyped(decay.value, v_reset, threshold_mode, f_c, v_th, tgo, tgo_driver, width);
+  const Buffer v_init = optional_argument(v_init_obj, "v_init", kHost, dtype, {N}, kIn);  // None: zeros
+  const Buffer output = argument(output_obj, "output", kHost, dtype, {T, N}, kOut);
+  const Buffer membrane = optional_argument(membrane_obj, "membrane", kHost, dtype, {T, N}, kOut);
+  const Buffer v_last = argument(v_last_obj, "v_last", kHost, dtype, {N}, kOut);
+  const Buffer threshold = argument(threshold_obj, "threshold", kHost, dtype, {T}, kOut);
+  const Buffer sg_param = argument(sg_param_obj, "sg_param", kHost, dtype, {T}, kOut);
+  const char* f64 = "float64 statistics";
+  const Buffer mean = argument(mean_obj, "mean", kHost, DType::Float64, {T}, kOut, f64);
+  const Buffer std_dev = argument(std_obj, "std", kHost, DType::Float64, {T}, kOut, f64);
+  // one step's h when the membrane is not kept
+  const Buffer h_scratch = optional_argument(h_scratch_obj, "h_scratch", kHost, dtype, {N}, kOut);
+  if (!membrane.present && !h_scratch.present) {
+    spikegrad::bindings::type_error("h_scratch must not be None when membrane is None");
+  }
+  const Buffer workspace = workspace_argument(
+      workspace_obj, "workspace", kHost, bytes_of_doubles(static_cast<std::size_t>(spikegrad::adaptive_workspace_size(N))));
+  require_no_overlap({{&x, kIn}, {&v_init, kIn}, {&output, kOut}, {&membrane, kOut}, {&v_last, kOut},
+                      {&threshold, kOut}, {&sg_param, kOut}, {&mean, kOut}, {&std_dev, kOut}, {&h_scratch, kOut},
+                      {&workspace, kOut}});
+  with_real(dtype, [&](auto zero) {
     using real = decltype(zero);
     spikegrad::AdaptiveParams<real> params = typed<real>(untyped);
     params.T = T;
     params.N = N;
-    params.v_init = has_v_init ? static_cast<const real*>(v_init.data()) : nullptr;
-    const real* x_data = static_cast<const real*>(x.data());
-    real* output_data = static_cast<real*>(output.mutable_data());
-    real* membrane_data = mutable_data_or_null<real>(membrane_ptr);
-    real* v_last_data = static_cast<real*>(v_last.mutable_data());
-    real* threshold_data = static_cast<real*>(threshold.mutable_data());
-    real* sg_param_data = static_cast<real*>(sg_param.mutable_data());
-    double* mean_data = static_cast<double*>(mean.mutable_data());
-    double* std_data = static_cast<double*>(std_dev.mutable_data());
-    // not value-initialised: the kernel writes every h before reading it, and zeroing [N] would
-    // be one more pass over it
-    std::unique_ptr<real[]> h_scratch(has_membrane ? nullptr : new real[static_cast<std::size_t>(N)]);
-    real* h_data = h_scratch.get();
+    params.v_init = data_or_null<real>(v_init);
     py::gil_scoped_release release;
-    spikegrad::adaptive_forward_cpu(options, params, x_data, output_data, membrane_data, v_last_data, threshold_data,
-                                    sg_param_data, mean_data, std_data, h_data, workspace.data(), num_threads);
-  };
-  if (dtype.equal(py::dtype::of<float>())) {
-    run(0.0f);
-  } else {
-    run(0.0);
-  }
+    spikegrad::adaptive_forward_cpu(options, params, x.as<const real>(), output.as<real>(),
+                                    mutable_data_or_null<real>(membrane), v_last.as<real>(), threshold.as<real>(),
+                                    sg_param.as<real>(), mean.as<double>(), std_dev.as<double>(),
+                                    membrane.present ? nullptr : h_scratch.as<real>(), workspace.as<double>(),
+                                    num_threads);
+  });
 }
 
-// The step functions, for a data-parallel caller. Each returns the per-block float64 sums.
+// The step functions, for a data-parallel caller: [N] buffers; each returns its per-block float64
+// sums (a small result of a length the caller need not know).
+DType require_step_vector(const Buffer& b) {
+  if (!b.present) spikegrad::bindings::type_error(std::string(b.name) + " must not be None");
+  const DType dtype = spikegrad::bindings::require_data_dtype(b, false);
+  if (b.shape.ndim != 1) spikegrad::bindings::value_error(std::string(b.name) + " must be 1-D [N], got shape " + b.shape.str());
+  return dtype;
+}
+
 py::array_t<double> adaptive_charge_step(const py::object& x_obj, const py::object& v_obj, const py::object& h_obj,
                                          double decay, double v_reset, const std::string& charge, int num_threads) {
   const spikegrad::Charge charge_kind = spikegrad::parse_charge(charge);
-  py::array x = as_array(x_obj, "x_t");
-  const py::dtype dtype = dtype_of_x(x);
-  if (x.ndim() != 1) throw py::value_error("x_t must be 1-D [N], got shape " + shape_string(x));
-  const int64_t N = static_cast<int64_t>(x.shape(0));
-  x = checked(x, "x_t", dtype, {N}, false);
-  py::array v = checked(v_obj, "v", dtype, {N}, false);
-  py::array h = checked(h_obj, "h", dtype, {N}, true);
-  check_no_overlap({{"x_t", &x, false}, {"v", &v, false}, {"h", &h, true}});
+  const Buffer x = spikegrad::bindings::buffer(x_obj, "x_t", kHost);
+  const DType dtype = require_step_vector(x);
+  const int64_t N = x.shape.dims[0];
+  spikegrad::bindings::require(x, dtype, {N}, kIn);
+  const Buffer v = argument(v_obj, "v", kHost, dtype, {N}, kIn);
+  const Buffer h = argument(h_obj, "h", kHost, dtype, {N}, kOut);
+  require_no_overlap({{&x, kIn}, {&v, kIn}, {&h, kOut}});
   py::array_t<double> block_sums(static_cast<py::ssize_t>(spikegrad::adaptive_workspace_size(N)));
-  auto run = [&](auto zero) {
+  double* sums = block_sums.mutable_data();
+  with_real(dtype, [&](auto zero) {
     using real = decltype(zero);
-    const real* x_data = static_cast<const real*>(x.data());
-    const real* v_data = static_cast<const real*>(v.data());
-    real* h_data = static_cast<real*>(h.mutable_data());
-    double* sums = block_sums.mutable_data();
     py::gil_scoped_release release;
-    spikegrad::adaptive_charge_step<real>(charge_kind, N, x_data, v_data, h_data, static_cast<real>(decay),
-                                          static_cast<real>(v_reset), sums, num_threads);
-  };
-  if (dtype.equal(py::dtype::of<float>())) {
-    run(0.0f);
-  } else {
-    run(0.0);
-  }
+    spikegrad::adaptive_charge_step<real>(charge_kind, N, x.as<const real>(), v.as<const real>(), h.as<real>(),
+                                          static_cast<real>(decay), static_cast<real>(v_reset), sums, num_threads);
+  });
   return block_sums;
 }
 
 py::array_t<double> adaptive_deviation_step(const py::object& h_obj, double mean, int num_threads) {
-  py::array h = as_array(h_obj, "h");
-  const py::dtype dtype = dtype_of_x(h);
-  if (h.ndim() != 1) throw py::value_error("h must be 1-D [N], got shape " + shape_string(h));
-  const int64_t N = static_cast<int64_t>(h.shape(0));
-  h = checked(h, "h", dtype, {N}, false);
+  const Buffer h = spikegrad::bindings::buffer(h_obj, "h", kHost);
+  const DType dtype = require_step_vector(h);
+  const int64_t N = h.shape.dims[0];
+  spikegrad::bindings::require(h, dtype, {N}, kIn);
   py::array_t<double> block_sums(static_cast<py::ssize_t>(spikegrad::adaptive_workspace_size(N)));
-  auto run = [&](auto zero) {
+  double* sums = block_sums.mutable_data();
+  with_real(dtype, [&](auto zero) {
     using real = decltype(zero);
-    const real* h_data = static_cast<const real*>(h.data());
-    double* sums = block_sums.mutable_data();
     py::gil_scoped_release release;
-    spikegrad::adaptive_deviation_step<real>(N, h_data, mean, sums, num_threads);
-  };
-  if (dtype.equal(py::dtype::of<float>())) {
-    run(0.0f);
-  } else {
-    run(0.0);
-  }
+    spikegrad::adaptive_deviation_step<real>(N, h.as<const real>(), mean, sums, num_threads);
+  });
   return block_sums;
 }
 
 void adaptive_fire_step(const py::object& h_obj, const py::object& v_obj, const py::object& output_obj,
                         double threshold, double v_reset, const std::string& reset, int num_threads) {
   const spikegrad::Reset reset_kind = spikegrad::parse_reset(reset);
-  py::array h = as_array(h_obj, "h");
-  const py::dtype dtype = dtype_of_x(h);
-  if (h.ndim() != 1) throw py::value_error("h must be 1-D [N], got shape " + shape_string(h));
-  const int64_t N = static_cast<int64_t>(h.shape(0));
-  h = checked(h, "h", dtype, {N}, false);
-  py::array v = checked(v_obj, "v", dtype, {N}, true);
-  py::array output = checked(output_obj, "output", dtype, {N}, true);
-  check_no_overlap({{"h", &h, false}, {"v", &v, true}, {"output", &output, true}});
-  auto run = [&](auto zero) {
+  const Buffer h = spikegrad::bindings::buffer(h_obj, "h", kHost);
+  const DType dtype = require_step_vector(h);
+  const int64_t N = h.shape.dims[0];
+  spikegrad::bindings::require(h, dtype, {N}, kIn);
+  const Buffer v = argument(v_obj, "v", kHost, dtype, {N}, kOut);
+  const Buffer output = argument(output_obj, "output", kHost, dtype, {N}, kOut);
+  require_no_overlap({{&h, kIn}, {&v, kOut}, {&output, kOut}});
+  with_real(dtype, [&](auto zero) {
     using real = decltype(zero);
-    const real* h_data = static_cast<const real*>(h.data());
-    real* v_data = static_cast<real*>(v.mutable_data());
-    real* output_data = static_cast<real*>(output.mutable_data());
     py::gil_scoped_release release;
-    spikegrad::adaptive_fire_step<real>(reset_kind, N, h_data, v_data, output_data, static_cast<real>(threshold),
-                                        static_cast<real>(v_reset), num_threads);
-  };
-  if (dtype.equal(py::dtype::of<float>())) {
-    run(0.0f);
-  } else {
-    run(0.0);
-  }
+    spikegrad::adaptive_fire_step<real>(reset_kind, N, h.as<const real>(), v.as<real>(), output.as<real>(),
+                                        static_cast<real>(threshold), static_cast<real>(v_reset), num_threads);
+  });
 }
 
 // theta[t] and k_t from the step's statistics, rounded to `dtype` (returned as Python floats).
@@ -211,7 +179,9 @@ py::tuple adaptive_step_values(double sum, double sum_squared_deviations, int64_
 // combine_block_sums (ordered_sum, spikegrad/portable.hpp) over float64 partial sums: the canonical
 // order in which the layer's per-block sums (of one rank, or of all ranks in rank order) are added.
 double adaptive_combine_block_sums(const py::array_t<double, py::array::c_style | py::array::forcecast>& partials) {
-  if (partials.ndim() != 1) throw py::value_error("partials must be 1-D, got shape " + shape_string(partials));
+  if (partials.ndim() != 1) {
+    spikegrad::bindings::value_error("partials must be 1-D, got " + std::to_string(partials.ndim()) + "-D");
+  }
   const double* data = partials.data();
   const auto count = static_cast<int64_t>(partials.shape(0));
   return spikegrad::combine_block_sums(data, count);
@@ -227,18 +197,21 @@ py::array_t<double> portable_tanh(const py::array_t<double, py::array::c_style |
 }
 
 void bind_adaptive(py::module_& m) {
-  m.def("adaptive_forward", &adaptive_forward, py::arg("x"), py::arg("decay"), py::arg("v_reset"),
-        py::arg("v_init").none(true), py::arg("output"), py::arg("membrane").none(true), py::arg("v_last"),
-        py::arg("threshold"),
-        py::arg("sg_param"), py::arg("mean"), py::arg("std"), py::kw_only(), py::arg("charge"), py::arg("reset"),
-        py::arg("threshold_mode"), py::arg("f_c"), py::arg("v_th"), py::arg("tgo"), py::arg("tgo_driver"),
-        py::arg("width"), py::arg("num_threads") = 0,
+  m.def("adaptive_workspace_bytes", &adaptive_workspace_bytes, py::arg("x"),
+        "Bytes of the workspace of adaptive_forward for x [T, N] (the per-block float64 sums).");
+  m.def("adaptive_forward", &adaptive_forward, py::arg("decay"), py::arg("v_reset"), py::arg("v_init").none(true),
+        py::arg("x"), py::arg("output"), py::arg("membrane").none(true), py::arg("v_last"), py::arg("threshold"),
+        py::arg("sg_param"), py::arg("mean"), py::arg("std"), py::arg("h_scratch").none(true), py::arg("workspace"),
+        py::kw_only(), py::arg("charge"), py::arg("reset"), py::arg("threshold_mode"), py::arg("f_c"),
+        py::arg("v_th"), py::arg("tgo"), py::arg("tgo_driver"), py::arg("width"), py::arg("num_threads") = 0,
         R"doc(DS-ATGO's training forward (docs/spec.md §2 "AT", docs/spec.md §5 "TGO"), fused over T.
 
-x: [T, N] input current (N: the whole batch; N >= 2). decay, v_reset: floats (cast to x's dtype).
-v_init: [N], or None for zeros. Writes output: [T, N], membrane: [T, N] (h[t]) unless None, v_last: [N],
-threshold, sg_param: [T] (x's dtype; theta[t] and the rect width k_t used),
-mean, std: float64 [T] (the statistics of h[t] over the N neurons, std with Bessel's correction).
+decay (a float or a 0-d buffer), v_reset: cast to x's dtype. v_init: [N], or None for zeros.
+x: [T, N] input current (N: the whole batch; N >= 2). Writes output: [T, N], membrane: [T, N]
+(h[t]) unless None, v_last: [N], threshold, sg_param: [T] (x's dtype; theta[t] and the rect
+width k_t used), mean, std: float64 [T] (the statistics of h[t] over the N neurons, std with
+Bessel's correction). h_scratch: [N], one step's h, needed when membrane is None (else None).
+workspace: uint8, adaptive_workspace_bytes(x) bytes.
 threshold_mode: 'true' (f_c * (mean + std)) | 'estimated' (f_c * sqrt(1 + decay^2) * v_th);
 tgo: width schedule width * (1 + tanh(d - v_th)), d = std ('std') or theta ('threshold').
 Bit-identical to spikegrad.ref.adaptive.forward for any num_threads.)doc");

@@ -4,7 +4,8 @@
     grads = spikegrad.kernels.backward(out, grad_output, ...)  # like spikegrad.ref.backward
 
 This is the layer `spikegrad verify` and the tests compare against `spikegrad.ref`; it needs
-NumPy only. It allocates the buffers the kernels write (kernels never allocate).
+NumPy only. It allocates the buffers the kernels write, workspaces included (the kernels never
+allocate), and calls spikegrad._core in its calling convention (docs/cpp.md).
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def _time_major(x):
     return x, np.ascontiguousarray(x.reshape(x.shape[0], N)), dtype
 
 
+def _workspace(num_bytes):
+    """A kernel's workspace: num_bytes bytes (NumPy's allocations are aligned beyond the 8 the
+    kernels need)."""
+    return np.empty(max(int(num_bytes), 8), dtype=np.uint8)
+
+
 def _initial_membrane(v_init, neuron_shape, N, dtype):
     """v_init as the kernels take it: [N], contiguous, x's dtype (and its given shape)."""
     v, v_init_shape = initial_membrane(v_init, neuron_shape, dtype)
@@ -84,7 +91,7 @@ def forward(x, *, charge="mul", decay=0.2, threshold=1.0, reset="hard", v_reset=
     output = np.empty((T, N), dtype=dtype)
     membrane = np.empty((T, N), dtype=dtype) if return_membrane else None
     v_last = np.empty(N, dtype=dtype)
-    _core.neuron_forward(x2, float(decay), theta, float(v_reset), p, v0, output, membrane,
+    _core.neuron_forward(float(decay), float(v_reset), theta, p, v0, x2, output, membrane,
                          v_last, charge=charge, reset=reset, scale=scale, surrogate=surrogate,
                          smooth=bool(smooth), num_threads=num_threads)
     options = dict(charge=charge, reset=reset, scale=scale, surrogate=surrogate,
@@ -114,13 +121,16 @@ def backward(result: KernelResult, grad_output, grad_membrane=None, grad_v_last=
 
     grad_x = np.empty((T, N), dtype=dtype)
     grad_v_init = np.empty(N, dtype=dtype)
+    grad_decay, grad_threshold, grad_sg_param = np.empty(()), np.empty(T), np.empty(T)
     pr = result.params
-    grad_decay, grad_threshold, grad_sg_param = _core.neuron_backward(
-        x2, pr["decay"], pr["threshold"], pr["v_reset"], pr["sg_param"], pr["v_init"],
+    _core.neuron_backward(
+        pr["decay"], pr["v_reset"], pr["threshold"], pr["sg_param"], pr["v_init"], x2,
         as_buffer(grad_output, (T, N), "grad_output"),
         as_buffer(grad_membrane, (T, N), "grad_membrane"),
         as_buffer(grad_v_last, (N,), "grad_v_last"),
-        grad_x, grad_v_init, num_threads=num_threads, **result.options)
+        grad_x, grad_v_init, grad_decay, grad_threshold, grad_sg_param,
+        _workspace(_core.neuron_backward_workspace_bytes(x2)), num_threads=num_threads,
+        **result.options)
     neuron_shape = result.x.shape[1:]
     v_init_shape = pr["v_init_shape"]
     if v_init_shape == ():
@@ -168,8 +178,10 @@ def adaptive_forward(x, *, decay=0.2, v_th=1.0, f_c=1.0, threshold_mode="true", 
     v_last = np.empty(N, dtype=dtype)
     theta, p = np.empty(T, dtype=dtype), np.empty(T, dtype=dtype)
     mean, std = np.empty(T), np.empty(T)
-    _core.adaptive_forward(x2, float(decay), float(v_reset), v0, output, membrane, v_last, theta,
-                           p, mean, std, charge=charge, reset=reset,
+    h_scratch = None if return_membrane else np.empty(N, dtype=dtype)
+    _core.adaptive_forward(float(decay), float(v_reset), v0, x2, output, membrane, v_last, theta,
+                           p, mean, std, h_scratch,
+                           _workspace(_core.adaptive_workspace_bytes(x2)), charge=charge, reset=reset,
                            threshold_mode=threshold_mode, f_c=float(f_c), v_th=float(v_th),
                            tgo=bool(tgo), tgo_driver=tgo_driver, width=float(width),
                            num_threads=num_threads)
@@ -215,8 +227,8 @@ def multilevel_forward(x, *, decay=0.25, theta_p=1.0, theta_n=1.0, k_p=2, k_n=2,
     v_last = np.empty(N, dtype=dtype)
     scalars = dict(decay=float(decay), theta_p=float(theta_p), theta_n=float(theta_n),
                    k_p=int(k_p), k_n=int(k_n))
-    _core.multilevel_forward(x2, scalars["decay"], scalars["theta_p"], scalars["theta_n"],
-                             scalars["k_p"], scalars["k_n"], a_arr, v0, output, membrane, v_last,
+    _core.multilevel_forward(scalars["decay"], scalars["theta_p"], scalars["theta_n"],
+                             scalars["k_p"], scalars["k_n"], a_arr, v0, x2, output, membrane, v_last,
                              surrogate=surrogate, smooth=bool(smooth), num_threads=num_threads)
     options = dict(surrogate=surrogate, smooth=bool(smooth), detach_reset=bool(detach_reset))
     params = dict(scalars, a=a_arr, a_is_scalar=a_scalar, v_init=v0,
@@ -252,12 +264,14 @@ def multilevel_backward(result: KernelResult, grad_output, grad_membrane=None,
 
     grad_x = np.empty((T, N), dtype=x2.dtype)
     grad_v_init = np.empty(N, dtype=x2.dtype)
-    grad_decay, grad_a = _core.multilevel_backward(
-        x2, pr["decay"], pr["theta_p"], pr["theta_n"], pr["k_p"], pr["k_n"], pr["a"],
-        pr["v_init"], as_buffer(grad_output, (T, N), "grad_output"),
+    grad_decay, grad_a = np.empty(()), np.empty(T)
+    _core.multilevel_backward(
+        pr["decay"], pr["theta_p"], pr["theta_n"], pr["k_p"], pr["k_n"], pr["a"], pr["v_init"],
+        x2, as_buffer(grad_output, (T, N), "grad_output"),
         as_buffer(grad_membrane, (T, N), "grad_membrane"),
-        as_buffer(grad_v_last, (N,), "grad_v_last"), grad_x, grad_v_init,
-        num_threads=num_threads, **result.options)
+        as_buffer(grad_v_last, (N,), "grad_v_last"), grad_x, grad_v_init, grad_decay, grad_a,
+        _workspace(_core.multilevel_backward_workspace_bytes(x2)), num_threads=num_threads,
+        **result.options)
     if pr["v_init_shape"] == ():
         g_v_init = float(np.sum(grad_v_init, dtype=np.float64))
     else:
@@ -273,5 +287,9 @@ def pnb_partial_sums(h, theta_p=1.0, theta_n=1.0, k=2, num_threads=0):
     h = np.asarray(h)
     _dtype_of(h)
     check_pnb_parameters(theta_p, theta_n, k, 0.0)
-    return _core.pnb_partial_sums(np.ascontiguousarray(h), float(theta_p), float(theta_n),
-                                  int(k), num_threads=num_threads)
+    h = np.ascontiguousarray(h)
+    sums = np.empty((int(k), 2, 2))
+    _core.pnb_partial_sums(h, float(theta_p), float(theta_n), int(k), sums,
+                           _workspace(_core.pnb_workspace_bytes(h, int(k))),
+                           num_threads=num_threads)
+    return sums

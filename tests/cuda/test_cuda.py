@@ -215,9 +215,8 @@ def test_device_sum_order_matches_its_host_twin():
     for M in (1, 3, 255, 256, 257, 10000, 123457):
         values = rng.normal(size=M) * rng.choice([1e-8, 1.0, 1e8], size=M)
         device_values = torch.from_numpy(values).to(CUDA)
-        out = torch.empty((1,), dtype=torch.float64, device=CUDA)
-        _cuda.device_sum(device_values.data_ptr(), M, out.data_ptr(),
-                         stream=torch.cuda.current_stream().cuda_stream)
+        out = torch.empty((), dtype=torch.float64, device=CUDA)
+        _cuda.device_sum(device_values, out, stream=torch.cuda.current_stream().cuda_stream)
         assert out.item() == _cuda.ordered_device_sum(values), M
 
 

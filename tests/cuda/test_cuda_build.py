@@ -93,26 +93,54 @@ def test_host_sum_order_matches_numpy_transcription(M):
     assert cuda.BLOCK_THREADS == 256 and cuda.CHUNK_STEPS == 8
 
 
+class _FakeCudaTensor:
+    """What spikegrad._cuda reads of a CUDA tensor (bindings/buffers.hpp), without a GPU: the
+    launchers must refuse bad arguments before they touch the device."""
+
+    class _Device:
+        type, index = "cuda", 0
+
+    device = _Device()
+
+    def __init__(self, shape, dtype=torch.float32):
+        self.shape, self.dtype = torch.Size(shape), dtype
+
+    def is_contiguous(self):
+        return True
+
+    def data_ptr(self):
+        return 4096   # never dereferenced: every check comes first
+
+
 def test_launchers_check_arguments_before_touching_the_device():
     cuda = _cuda_module_or_skip()
+    fake = _FakeCudaTensor
+    options = dict(charge="mul", reset="hard", scale="absolute", surrogate="rect", smooth=False,
+                   stream=0)
     with pytest.raises(ValueError, match="T >= 1"):
-        cuda.neuron_forward("float32", 0, 4, 0.2, 0.0, 0, 0, 0, 0, 0, 0, 0, charge="mul",
-                            reset="hard", scale="absolute", surrogate="rect", smooth=False,
-                            decay_device=0, stream=0)
+        cuda.neuron_forward(0.2, 0.0, fake((0,)), fake((0,)), None, fake((0, 4)), fake((0, 4)),
+                            None, fake((4,)), **options)
     with pytest.raises(ValueError, match="charge must be one of"):
-        cuda.neuron_forward("float32", 1, 4, 0.2, 0.0, 0, 0, 0, 0, 0, 0, 0, charge="lif",
-                            reset="hard", scale="absolute", surrogate="rect", smooth=False,
-                            decay_device=0, stream=0)
-    with pytest.raises(TypeError, match="dtype must be one of"):
-        cuda.neuron_backward_workspace_bytes("int8", 8, 100)
+        cuda.neuron_forward(0.2, 0.0, fake((1,)), fake((1,)), None, fake((1, 4)), fake((1, 4)),
+                            None, fake((4,)), **dict(options, charge="lif"))
+    with pytest.raises(TypeError, match="x must be float32, float64, float16 or bfloat16"):
+        cuda.neuron_backward_workspace_bytes(fake((8, 100), torch.int8))
     with pytest.raises(ValueError, match="N >= 2"):
-        cuda.adaptive_forward("float32", 1, 1, 0.2, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                              charge="mul", reset="hard", threshold_mode="true", f_c=1.0,
-                              v_th=1.0, tgo=True, tgo_driver="std", width=1.0, decay_device=0,
-                              stream=0)
+        cuda.adaptive_forward(
+            0.2, 0.0, None, fake((1, 1)), fake((1, 1)), None, fake((1,)), fake((1,)), fake((1,)),
+            fake((1,), torch.float64), fake((1,), torch.float64), fake((1,)),
+            fake((64,), torch.uint8), charge="mul", reset="hard", threshold_mode="true",
+            f_c=1.0, v_th=1.0, tgo=True, tgo_driver="std", width=1.0, stream=0)
+    with pytest.raises(TypeError, match="threshold must be a torch.Tensor on a CUDA device"):
+        cuda.neuron_forward(0.2, 0.0, np.ones(1, np.float32), fake((1,)), None, fake((1, 4)),
+                            fake((1, 4)), None, fake((4,)), **options)
+    with pytest.raises(ValueError, match="sg_param must be on a CUDA device, got a tensor on cpu"):
+        cuda.neuron_forward(0.2, 0.0, fake((1,)), torch.ones(1), None, fake((1, 4)),
+                            fake((1, 4)), None, fake((4,)), **options)
     # [2T + 1] float64 rows per 256 neurons, then the checkpoints of chunks 1 .. last - 1
-    assert cuda.neuron_backward_workspace_bytes("float32", 8, 2**24) == 8 * 17 * 2**16
-    assert cuda.neuron_backward_workspace_bytes("bfloat16", 20, 256) == 8 * 41 + 4 * 256
+    assert cuda.neuron_backward_workspace_bytes(fake((8, 2**24))) == 8 * 17 * 2**16
+    assert cuda.neuron_backward_workspace_bytes(fake((20, 256), torch.bfloat16)) == \
+        8 * 41 + 4 * 256
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
@@ -130,128 +158,43 @@ def test_bench_on_cuda_without_a_gpu_says_so(capsys):
 # ---------------------------------------------------------------------------------------
 
 class _HostStandIn:
-    """spikegrad._cuda's signatures, implemented with spikegrad._core on host pointers."""
+    """spikegrad._cuda on the host: the two modules share one calling convention, so each op
+    is spikegrad._core's, with the `stream` keyword recorded and dropped."""
 
     def __init__(self):
         from spikegrad import _core
         self.core = _core
         self.streams = []
-        self.param_grads = []   # per backward call: were the gradient pointers given?
+        self.param_grads = []   # per backward call: were the gradient buffers given?
 
-    def _decay(self, decay, decay_device, dtype):
-        """The launchers' decay: the number, or the device scalar at decay_device."""
-        return decay if decay_device == 0 else float(self._array(decay_device, 1, dtype)[0])
+    def __getattr__(self, name):
+        op = getattr(self.core, name)
 
-    @staticmethod
-    def _array(address, count, dtype):
-        import ctypes
-        if count == 0 or address == 0:
-            return None if address == 0 else np.empty(0, dtype)
-        ctype = {"float32": ctypes.c_float, "float64": ctypes.c_double}[dtype]
-        return np.ctypeslib.as_array(ctypes.cast(address, ctypes.POINTER(ctype)), shape=(count,))
+        def launch(*args, stream=None, **kwargs):
+            if stream is not None:
+                self.streams.append(stream)
+            return op(*args, **kwargs)
+        return launch
 
-    def neuron_forward(self, dtype, T, N, decay, v_reset, threshold, sg_param, v_init, x,
-                       output, membrane, v_last, *, charge, reset, scale, surrogate, smooth,
-                       decay_device, stream):
-        self.streams.append(stream)
-        a = self._array
-        self.core.neuron_forward(
-            a(x, T * N, dtype).reshape(T, N), self._decay(decay, decay_device, dtype), a(threshold, T, dtype), v_reset,
-            a(sg_param, T, dtype), a(v_init, N, dtype), a(output, T * N, dtype).reshape(T, N),
-            None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
-            a(v_last, N, dtype), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
-            smooth=smooth)
-
-    def neuron_backward_workspace_bytes(self, dtype, T, N):
-        return 8
-
-    def neuron_backward(self, dtype, T, N, decay, v_reset, threshold, sg_param, v_init, x,
-                        grad_output, grad_membrane, grad_v_last, grad_x, grad_v_init,
-                        grad_decay, grad_threshold, grad_sg_param, workspace, *, charge,
-                        reset, scale, surrogate, smooth, detach_reset, decay_device, stream):
-        a = self._array
-
-        def rows(address):
-            return None if address == 0 else a(address, T * N, dtype).reshape(T, N)
-
-        # all three gradient pointers or none (cuda.hpp): none means no parameter sums
-        param_grads = (grad_decay, grad_threshold, grad_sg_param) != (0, 0, 0)
-        assert param_grads == (0 not in (grad_decay, grad_threshold, grad_sg_param))
-        g_decay, g_threshold, g_sg_param = self.core.neuron_backward(
-            rows(x), self._decay(decay, decay_device, dtype), a(threshold, T, dtype), v_reset,
-            a(sg_param, T, dtype),
-            a(v_init, N, dtype), rows(grad_output), rows(grad_membrane),
-            None if grad_v_last == 0 else a(grad_v_last, N, dtype), rows(grad_x),
-            a(grad_v_init, N, dtype), charge=charge, reset=reset, scale=scale,
-            surrogate=surrogate, smooth=smooth, detach_reset=detach_reset,
-            param_grads=param_grads)
+    def neuron_backward(self, *args, stream, **kwargs):
+        # all three gradient buffers or none (cuda.hpp): none means no parameter sums
+        grads = args[11:14]
+        param_grads = grads != (None, None, None)
+        assert param_grads == (None not in grads)
         self.param_grads.append(param_grads)
-        if not param_grads:
-            return
-        a(grad_decay, 1, "float64")[:] = g_decay
-        a(grad_threshold, T, "float64")[:] = g_threshold
-        a(grad_sg_param, T, "float64")[:] = g_sg_param
+        return self.core.neuron_backward(*args, **kwargs)
 
-    def multilevel_forward(self, dtype, T, N, decay, theta_p, theta_n, k_p, k_n, a_ptr, v_init,
-                           x, output, membrane, v_last, *, surrogate, smooth, decay_device,
-                           stream):
-        a = self._array
-        self.core.multilevel_forward(
-            a(x, T * N, dtype).reshape(T, N), self._decay(decay, decay_device, dtype), theta_p, theta_n, k_p, k_n,
-            a(a_ptr, T, dtype), a(v_init, N, dtype), a(output, T * N, dtype).reshape(T, N),
-            None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
-            a(v_last, N, dtype), surrogate=surrogate, smooth=smooth)
-
-    def multilevel_backward_workspace_bytes(self, dtype, T, N):
-        return 8
-
-    def multilevel_backward(self, dtype, T, N, decay, theta_p, theta_n, k_p, k_n, a_ptr,
-                            v_init, x, grad_output, grad_membrane, grad_v_last, grad_x,
-                            grad_v_init, grad_decay, grad_a, workspace, *, surrogate, smooth,
-                            detach_reset, decay_device, stream):
-        a = self._array
-
-        def rows(address):
-            return None if address == 0 else a(address, T * N, dtype).reshape(T, N)
-
-        param_grads = (grad_decay, grad_a) != (0, 0)
-        assert param_grads == (0 not in (grad_decay, grad_a))
+    def multilevel_backward(self, *args, stream, **kwargs):
+        grads = args[13:15]
+        param_grads = grads != (None, None)
+        assert param_grads == (None not in grads)
         self.param_grads.append(param_grads)
-        g_decay, g_a = self.core.multilevel_backward(
-            rows(x), self._decay(decay, decay_device, dtype), theta_p, theta_n, k_p, k_n, a(a_ptr, T, dtype), a(v_init, N, dtype),
-            rows(grad_output), rows(grad_membrane),
-            None if grad_v_last == 0 else a(grad_v_last, N, dtype), rows(grad_x),
-            a(grad_v_init, N, dtype), surrogate=surrogate, smooth=smooth,
-            detach_reset=detach_reset, need_grad_decay=param_grads, need_grad_a=param_grads)
-        if not param_grads:
-            return
-        a(grad_decay, 1, "float64")[:] = g_decay
-        a(grad_a, T, "float64")[:] = g_a
+        return self.core.multilevel_backward(*args, **kwargs)
 
-    def adaptive_workspace_bytes(self, N):
-        return 8
-
-    def adaptive_forward(self, dtype, T, N, decay, v_reset, v_init, x, output, membrane, v_last,
-                         threshold, sg_param, mean, std, h_scratch, workspace, *, charge, reset,
-                         threshold_mode, f_c, v_th, tgo, tgo_driver, width, decay_device, stream):
-        a = self._array
-        assert (membrane == 0) != (h_scratch == 0), "exactly one of membrane and h_scratch"
-        self.core.adaptive_forward(
-            a(x, T * N, dtype).reshape(T, N), self._decay(decay, decay_device, dtype), v_reset,
-            a(v_init, N, dtype),
-            a(output, T * N, dtype).reshape(T, N),
-            None if membrane == 0 else a(membrane, T * N, dtype).reshape(T, N),
-            a(v_last, N, dtype), a(threshold, T, dtype), a(sg_param, T, dtype),
-            a(mean, T, "float64"), a(std, T, "float64"), charge=charge, reset=reset,
-            threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver,
-            width=width)
-
-    def pnb_workspace_bytes(self, count, k):
-        return 8
-
-    def pnb_partial_sums(self, dtype, h, count, theta_p, theta_n, k, sums, workspace, *, stream):
-        result = self.core.pnb_partial_sums(self._array(h, count, dtype), theta_p, theta_n, k)
-        self._array(sums, 4 * k, "float64")[:] = np.asarray(result).ravel()
+    def adaptive_forward(self, *args, stream, **kwargs):
+        membrane, h_scratch = args[5], args[11]
+        assert (membrane is None) != (h_scratch is None), "exactly one of membrane and h_scratch"
+        return self.core.adaptive_forward(*args, **kwargs)
 
 
 @pytest.fixture

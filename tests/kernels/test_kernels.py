@@ -157,18 +157,18 @@ def test_core_rejects_bad_buffers():
     out, vl = np.empty((2, 3), np.float32), np.empty(3, np.float32)
     opts = dict(charge="mul", reset="hard", scale="absolute", surrogate="rect", smooth=False)
     with pytest.raises(TypeError):     # mixed dtypes
-        _core.neuron_forward(x, 0.2, th.astype(np.float64), 0.0, th, np.zeros(3, np.float32),
+        _core.neuron_forward(0.2, 0.0, th.astype(np.float64), th, np.zeros(3, np.float32), x,
                              out, None, vl, **opts)
     with pytest.raises(TypeError):     # integer input
-        _core.neuron_forward(x.astype(np.int32), 0.2, th, 0.0, th, np.zeros(3, np.float32),
+        _core.neuron_forward(0.2, 0.0, th, th, np.zeros(3, np.float32), x.astype(np.int32),
                              out, None, vl, **opts)
     with pytest.raises(ValueError):    # wrong threshold length
-        _core.neuron_forward(x, 0.2, np.ones(3, np.float32), 0.0, th,
-                             np.zeros(3, np.float32), out, None, vl, **opts)
+        _core.neuron_forward(0.2, 0.0, np.ones(3, np.float32), th, np.zeros(3, np.float32), x,
+                             out, None, vl, **opts)
     with pytest.raises(ValueError):    # read-only output
         ro = np.empty((2, 3), np.float32)
         ro.flags.writeable = False
-        _core.neuron_forward(x, 0.2, th, 0.0, th, np.zeros(3, np.float32), ro, None, vl, **opts)
+        _core.neuron_forward(0.2, 0.0, th, th, np.zeros(3, np.float32), x, ro, None, vl, **opts)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -190,21 +190,23 @@ def test_absent_v_init_and_skipped_parameter_sums_change_no_bits(dtype, T, N):
 
     def forward(v_init):
         out, v_last = np.empty_like(x), np.empty(N, dtype)
-        _core.neuron_forward(x, 0.25, theta, 0.0, p, v_init, out, None, v_last, **options)
+        _core.neuron_forward(0.25, 0.0, theta, p, v_init, x, out, None, v_last, **options)
         return out, v_last
 
     def backward(v_init, param_grads):
         grad_x, grad_v_init = np.empty_like(x), np.empty(N, dtype)
-        sums = _core.neuron_backward(x, 0.25, theta, 0.0, p, v_init, g, None, None, grad_x,
-                                     grad_v_init, detach_reset=False, param_grads=param_grads,
-                                     **options)
+        # the parameter gradients' buffers, or None for all three: no sums made
+        sums = (np.empty(()), np.empty(T), np.empty(T)) if param_grads else (None, None, None)
+        workspace = np.empty(max(_core.neuron_backward_workspace_bytes(x), 8), np.uint8)
+        _core.neuron_backward(0.25, 0.0, theta, p, v_init, x, g, None, None, grad_x,
+                              grad_v_init, *sums, workspace, detach_reset=False, **options)
         return grad_x, grad_v_init, sums
 
     zeros = np.zeros(N, dtype)
     for a, b in zip(forward(None), forward(zeros)):
         assert_bitwise_equal(a, b, "forward from v_init=None vs zeros")
     out_h, v_last_h, membrane = np.empty_like(x), np.empty(N, dtype), np.empty_like(x)
-    _core.neuron_forward(x, 0.25, theta, 0.0, p, None, out_h, membrane, v_last_h, **options)
+    _core.neuron_forward(0.25, 0.0, theta, p, None, x, out_h, membrane, v_last_h, **options)
     for a, b in zip((out_h, v_last_h), forward(None)):
         assert_bitwise_equal(a, b, "forward with the membrane as an output vs without")
     full = backward(zeros, True)

@@ -329,7 +329,7 @@ def test_pnb_backward_kernel_matches_reference(seed, n, K, dtype, thetas):
     results = []
     for threads in (1, 2):
         out = np.empty_like(h)
-        _core.pnb_partial_sums_backward(h, grad_sums, theta_p, theta_n, K, out,
+        _core.pnb_partial_sums_backward(h, theta_p, theta_n, K, grad_sums, out,
                                         num_threads=threads)
         results.append(out)
     assert np.array_equal(results[0], results[1])

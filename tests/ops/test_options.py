@@ -33,7 +33,7 @@ def _neuron_forward(charge="mul", reset="hard", scale="absolute", surrogate="rec
     T, N = 2, 3
     x = np.linspace(-1.0, 2.0, T * N).reshape(T, N)
     out, v_last = np.empty((T, N)), np.empty(N)
-    _core.neuron_forward(x, 0.5, np.ones(T), 0.0, np.ones(T), None, out, None, v_last,
+    _core.neuron_forward(0.5, 0.0, np.ones(T), np.ones(T), None, x, out, None, v_last,
                          charge=charge, reset=reset, scale=scale, surrogate=surrogate,
                          smooth=False)
 
@@ -41,8 +41,9 @@ def _neuron_forward(charge="mul", reset="hard", scale="absolute", surrogate="rec
 def _adaptive_forward(threshold_mode="true", tgo_driver="std"):
     T, N = 2, 4
     x = np.linspace(-1.0, 2.0, T * N).reshape(T, N)
-    _core.adaptive_forward(x, 0.5, 0.0, np.zeros(N), np.empty((T, N)), None, np.empty(N),
-                           np.empty(T), np.empty(T), np.empty(T), np.empty(T), charge="mul",
+    _core.adaptive_forward(0.5, 0.0, np.zeros(N), x, np.empty((T, N)), None, np.empty(N),
+                           np.empty(T), np.empty(T), np.empty(T), np.empty(T), np.empty(N),
+                           np.empty(_core.adaptive_workspace_bytes(x), np.uint8), charge="mul",
                            reset="hard", threshold_mode=threshold_mode, f_c=1.0, v_th=1.0,
                            tgo=True, tgo_driver=tgo_driver, width=1.0)
 
@@ -50,7 +51,7 @@ def _adaptive_forward(threshold_mode="true", tgo_driver="std"):
 def _multilevel_forward(surrogate):
     T, N = 2, 3
     x = np.linspace(-3.0, 3.0, T * N).reshape(T, N)
-    _core.multilevel_forward(x, 0.25, 1.0, 1.0, 2, 2, np.ones(T), np.zeros(N),
+    _core.multilevel_forward(0.25, 1.0, 1.0, 2, 2, np.ones(T), np.zeros(N), x,
                              np.empty((T, N)), None, np.empty(N), surrogate=surrogate,
                              smooth=False)
 

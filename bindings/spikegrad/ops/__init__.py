@@ -7,8 +7,9 @@
                      (docs/spec.md §2, §5), behind spikegrad.nn.ATGO
 
 In each family module every custom op stands with its fake, CPU and CUDA kernels side by
-side; the public function checks its arguments once, before the op. _buffers holds the
-boundary checks and host buffers the families share, _device the CUDA launch plumbing.
+side (one body, launched on spikegrad._core or spikegrad._cuda); the public function checks its
+arguments once, before the op. _buffers holds the boundary checks the families share, _device
+the launch plumbing (outputs, workspaces, the module and stream for x's device).
 """
 
 # every family needs torch: say so once, before any of them imports it

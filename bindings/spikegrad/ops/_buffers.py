@@ -1,9 +1,10 @@
 """The tensor plumbing the op families share: the boundary checks of the public functions
-(x's dtype, parameters as tensors of x's dtype and device), the host buffers of the CPU
-kernels, and the parameter gradients handed to autograd.
+(x's dtype, parameters as tensors of x's dtype and device), the default kernel's device check,
+and the parameter gradients handed to autograd.
 
-The public functions (spikegrad.neuron, spikegrad.multilevel, spikegrad.pnb_loss) check their
-arguments here, once; the kernels trust them (the C++ still checks what it reads).
+The public functions (spikegrad.neuron, spikegrad.multilevel, spikegrad.pnb_loss) check the
+user's arguments here, once; the buffers the ops hand to the compiled modules are checked there
+(bindings/buffers.hpp: dtype, shape, order, device, overlap), not again in Python.
 """
 
 from __future__ import annotations
@@ -26,16 +27,8 @@ class NeuronOutput(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------
-# The CPU kernels' host buffers
+# The ops' devices and their gradients
 # ---------------------------------------------------------------------------------------
-
-def _numpy(t: Tensor):
-    return t.detach().contiguous().numpy()
-
-
-def _optional_numpy(t: Optional[Tensor]):
-    return None if t is None else _numpy(t)
-
 
 def _check_device(x: Tensor):
     """The default kernel of the neuron and multilevel ops: a device with no kernel of its own
@@ -44,13 +37,6 @@ def _check_device(x: Tensor):
         raise NotImplementedError(
             f"spikegrad.neuron has no kernel for device {x.device.type!r}; "
             "CPU and CUDA tensors are supported")
-
-
-def _forward_buffers(x: Tensor, return_membrane: bool):
-    """(output [T, N], membrane [T, N] or the [0] placeholder, v_last [N]) for x [T, N]."""
-    T, N = x.shape
-    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
-    return torch.empty((T, N), dtype=x.dtype), membrane, torch.empty((N,), dtype=x.dtype)
 
 
 def parameter_gradient(grad: Tensor, parameter: Tensor, needed: bool):

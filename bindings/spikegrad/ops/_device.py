@@ -1,14 +1,18 @@
-"""The CUDA launch plumbing every op family shares (docs/cuda.md).
+"""The launch plumbing every op family shares (docs/cuda.md), for the CPU and the CUDA kernels.
 
-The families' CUDA kernels (neuron_ops, multilevel_ops, adaptive_ops, each next to its CPU
-kernel) call the extension module `spikegrad._cuda` with device pointers
-(`tensor.data_ptr()`) and the current stream (`torch.cuda.current_stream().cuda_stream`),
-both integers: the module is not built against PyTorch and never links libcudart
-dynamically. Nothing here touches CUDA until a CUDA tensor reaches an op: `import spikegrad`
-and the CPU ops work without a GPU and without the module.
+The families' kernels (neuron_ops, multilevel_ops, adaptive_ops) call `spikegrad._core` (CPU)
+and `spikegrad._cuda` (CUDA) in one calling convention: the tensors themselves as buffers, in
+the order of the C++ entry point; outputs and workspaces made here; the CUDA module also takes
+the current stream (`stream=`, an integer cudaStream_t). The modules check every buffer
+(bindings/buffers.hpp); this module only converts (a contiguous copy, a CPU decay as a number
+beside CUDA x). `host_launch` and `cuda_launch` give the module, its launch keywords and the
+device context for x. Nothing here touches CUDA until a CUDA tensor reaches an op: `import
+spikegrad` and the CPU ops work without a GPU and without the CUDA module, which is not built
+against PyTorch and never links libcudart dynamically.
 
-dtypes: float32 and float64; float16 and bfloat16 x with float32 state (parameters, v_init
-and their gradients in float32; output, membrane, v_last and grad_x in x's dtype).
+dtypes: float32 and float64; on CUDA also float16 and bfloat16 x with float32 state
+(parameters, v_init and their gradients in float32; output, membrane, v_last and grad_x in x's
+dtype).
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ import contextlib
 import torch
 from torch import Tensor
 
-__all__ = ["cuda_module", "state_dtype", "HALF_DTYPES"]
+from .. import _core
+
+__all__ = ["cuda_module", "state_dtype", "HALF_DTYPES", "host_launch", "cuda_launch"]
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
-_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64",
-                torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 
 def cuda_module():
@@ -41,10 +45,6 @@ def cuda_module():
 def state_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype of the state and the parameters for x of `dtype`."""
     return torch.float32 if dtype in HALF_DTYPES else dtype
-
-
-def _ptr(t):
-    return 0 if t is None else t.data_ptr()
 
 
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
@@ -66,22 +66,24 @@ def _device_guard(x: Tensor):
     return torch.cuda.device(x.device)
 
 
-def _contiguous(t, name, x: Tensor, dtype=None):
-    """t (or None) as a contiguous tensor on x's device, checked against `dtype`."""
-    if t is None:
-        return None
-    if t.device != x.device:
-        raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
-    if dtype is not None and t.dtype != dtype:
-        raise TypeError(f"{name} has dtype {t.dtype}, expected {dtype} (x is {x.dtype})")
-    return t.contiguous()
+def host_launch(x: Tensor):
+    """(module, launch keywords, context) of the CPU kernels."""
+    return _core, {}, _NO_GUARD
 
 
-def _upstream(x: Tensor, grad_output, grad_membrane, grad_v_last):
-    """A backward's three upstream gradients (each may be None), contiguous, in x's dtype."""
-    return tuple(_contiguous(g, name, x, x.dtype) for g, name in (
-        (grad_output, "grad_output"), (grad_membrane, "grad_membrane"),
-        (grad_v_last, "grad_v_last")))
+def cuda_launch(x: Tensor):
+    """(module, launch keywords, context) of the CUDA kernels on x's device and stream."""
+    return cuda_module(), {"stream": _stream(x)}, _device_guard(x)
+
+
+def _contiguous(t):
+    """t (or None) as a contiguous tensor (a per-step parameter may be an expanded 0-d one)."""
+    return None if t is None else t.contiguous()
+
+
+def _upstream(grad_output, grad_membrane, grad_v_last):
+    """A backward's three upstream gradients (each may be None), contiguous."""
+    return _contiguous(grad_output), _contiguous(grad_membrane), _contiguous(grad_v_last)
 
 
 def _forward_outputs(x: Tensor, return_membrane: bool):
@@ -93,8 +95,14 @@ def _forward_outputs(x: Tensor, return_membrane: bool):
             torch.empty((N,), **like))
 
 
+def _gradient_sums(x: Tensor, shapes):
+    """The float64 parameter gradients the kernels write, one tensor each (custom-op outputs
+    must not alias), on x's device."""
+    return [torch.empty(shape, dtype=torch.float64, device=x.device) for shape in shapes]
+
+
 def _workspace(num_bytes: int, x: Tensor) -> Tensor:
-    # torch's caching allocator aligns blocks to 512 bytes (the kernels need 8)
+    # torch's allocators align blocks to 64 bytes (CPU) and 512 bytes (CUDA); the kernels need 8
     return torch.empty((max(int(num_bytes), 8),), dtype=torch.uint8, device=x.device)
 
 
@@ -106,18 +114,10 @@ def _like(grad: Tensor, parameter: Tensor) -> Tensor:
 
 
 def _decay(decay: Tensor, x: Tensor):
-    """The 0-d decay as the launchers take it: (value, device pointer). A decay on the CPU (a
-    fixed number: _parameter makes it there) is read on the host; a decay on x's device (a
-    learnable one, computed there) is read by the kernels from its address, since reading it
-    on the host would synchronize the stream."""
-    if decay.device.type == "cpu":
-        return float(decay), 0
-    decay = _contiguous(decay, "decay", x, state_dtype(x.dtype))
-    return 0.0, decay.data_ptr()
-
-
-def _dtype_name(x: Tensor) -> str:
-    try:
-        return _DTYPE_NAMES[x.dtype]
-    except KeyError:
-        raise TypeError(f"x must be float32, float64, float16 or bfloat16, got {x.dtype}") from None
+    """The 0-d decay as the modules take it: on x's device, the tensor itself (a learnable decay
+    on the GPU is read by the kernels from its address: reading it on the host would synchronize
+    the stream); a CPU decay beside CUDA x (a fixed number: _parameter makes it there), its
+    value."""
+    if decay.device == x.device:
+        return decay
+    return float(decay)

@@ -26,8 +26,7 @@ from .. import _core
 from .._statistics import BLOCK, combine_partial_sums
 from . import _device
 from . import neuron_ops  # noqa: F401  (registers spikegrad::neuron_backward)
-from ._buffers import _numpy
-from ._device import _contiguous, _decay, _dtype_name, _forward_outputs, _ptr, _workspace
+from ._device import _contiguous, _decay, _forward_outputs, _workspace
 
 __all__ = ["adaptive_forward", "synced_adaptive_statistics"]
 
@@ -61,56 +60,42 @@ def _(x, decay, v_init, v_reset, charge, reset, detach_reset, threshold_mode, f_
             x.new_empty((T,), **f64), x.new_empty((T,), **f64))
 
 
-@adaptive_forward.register_kernel("cpu")
-def _adaptive_forward_cpu(x, decay, v_init, v_reset, charge, reset, detach_reset,
-                          threshold_mode, f_c, v_th, tgo, tgo_driver, width, return_membrane):
-    """spikegrad::adaptive_forward's CPU kernel."""
+def _launch_adaptive_forward(launch, x, decay, v_init, v_reset, charge, reset, detach_reset,
+                             threshold_mode, f_c, v_th, tgo, tgo_driver, width, return_membrane):
+    """spikegrad::adaptive_forward on the module `launch` gives for x (_device.host_launch,
+    _device.cuda_launch): the CPU and CUDA kernels are this one body. v_init None: the kernel
+    starts from zeros."""
     del detach_reset  # only the backward uses it
-    T, N = x.shape
-    output = torch.empty((T, N), dtype=x.dtype)
-    membrane = torch.empty((T, N) if return_membrane else (0,), dtype=x.dtype)
-    v_last = torch.empty((N,), dtype=x.dtype)
-    threshold = torch.empty((T,), dtype=x.dtype)
-    sg_param = torch.empty((T,), dtype=x.dtype)
-    mean = torch.empty((T,), dtype=torch.float64)
-    std = torch.empty((T,), dtype=torch.float64)
-    _core.adaptive_forward(
-        _numpy(x), float(decay), v_reset, None if v_init is None else _numpy(v_init),
-        output.numpy(),
-        membrane.numpy() if return_membrane else None, v_last.numpy(), threshold.numpy(),
-        sg_param.numpy(), mean.numpy(), std.numpy(), charge=charge, reset=reset,
-        threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver,
-        width=width)
-    return output, membrane, v_last, threshold, sg_param, mean, std
-
-
-@adaptive_forward.register_kernel("cuda")
-def _adaptive_forward_cuda(x, decay, v_init, v_reset, charge, reset, detach_reset,
-                           threshold_mode, f_c, v_th, tgo, tgo_driver, width, return_membrane):
-    cuda = _device.cuda_module()
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64 for the adaptive threshold, got {x.dtype}")
+    module, launch_keywords, device_context = launch(x)
     x = x.contiguous()
     T, N = x.shape
-    v_init = _contiguous(v_init, "v_init", x, x.dtype)   # None: the kernel starts from zeros
-    decay_value, decay_device = _decay(decay, x)
     like = dict(dtype=x.dtype, device=x.device)
     f64 = dict(dtype=torch.float64, device=x.device)
     output, membrane, v_last = _forward_outputs(x, return_membrane)
-    h_scratch = torch.empty((0,) if return_membrane else (N,), **like)
+    # one step's h when the membrane is not kept
+    h_scratch = None if return_membrane else torch.empty((N,), **like)
     threshold, sg_param = torch.empty((T,), **like), torch.empty((T,), **like)
     mean, std = torch.empty((T,), **f64), torch.empty((T,), **f64)
-    workspace = _workspace(cuda.adaptive_workspace_bytes(N), x)
-    with _device._device_guard(x):
-        cuda.adaptive_forward(
-            _dtype_name(x), T, N, decay_value, float(v_reset), _ptr(v_init), _ptr(x),
-            _ptr(output), _ptr(membrane) if return_membrane else 0, _ptr(v_last),
-            _ptr(threshold), _ptr(sg_param), _ptr(mean), _ptr(std),
-            0 if return_membrane else _ptr(h_scratch), _ptr(workspace), charge=charge,
-            reset=reset, threshold_mode=threshold_mode, f_c=f_c, v_th=v_th, tgo=tgo,
-            tgo_driver=tgo_driver, width=width, decay_device=decay_device,
-            stream=_device._stream(x))
+    workspace = _workspace(module.adaptive_workspace_bytes(x), x)
+    with device_context:
+        module.adaptive_forward(
+            _decay(decay, x), v_reset, _contiguous(v_init), x, output,
+            membrane if return_membrane else None, v_last, threshold, sg_param, mean, std,
+            h_scratch, workspace, charge=charge, reset=reset, threshold_mode=threshold_mode,
+            f_c=f_c, v_th=v_th, tgo=tgo, tgo_driver=tgo_driver, width=width, **launch_keywords)
     return output, membrane, v_last, threshold, sg_param, mean, std
+
+
+@adaptive_forward.register_kernel("cpu")
+def _adaptive_forward_cpu(*args):
+    """spikegrad::adaptive_forward's CPU kernel."""
+    return _launch_adaptive_forward(_device.host_launch, *args)
+
+
+@adaptive_forward.register_kernel("cuda")
+def _adaptive_forward_cuda(*args):
+    """spikegrad::adaptive_forward's CUDA kernel (float32 and float64 x)."""
+    return _launch_adaptive_forward(_device.cuda_launch, *args)
 
 
 def _setup_context(ctx, inputs, output):

@@ -23,10 +23,10 @@ from torch import Tensor
 from .. import _core
 from .._options import LEVEL_SURROGATES, check_number
 from . import _device
-from ._buffers import (NeuronOutput, _check_device, _check_x_dtype, _forward_buffers,
-                       _initial_membrane, _numpy, _parameter, parameter_gradient)
-from ._device import (_contiguous, _decay, _dtype_name, _forward_outputs, _like, _ptr,
-                      _upstream, _workspace, state_dtype)
+from ._buffers import (NeuronOutput, _check_device, _check_x_dtype, _initial_membrane,
+                       _parameter, parameter_gradient)
+from ._device import (_contiguous, _decay, _forward_outputs, _gradient_sums, _like, _upstream,
+                      _workspace, state_dtype)
 
 __all__ = ["multilevel", "pnb_loss", "multilevel_forward", "multilevel_backward",
            "pnb_partial_sums", "pnb_partial_sums_backward"]
@@ -57,37 +57,32 @@ def _(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth, detach
             x.new_empty((N,)))
 
 
-@multilevel_forward.register_kernel("cpu")
-def _multilevel_forward_cpu(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth,
-                            detach_reset, return_membrane):
-    """spikegrad::multilevel_forward's CPU kernel."""
+def _launch_multilevel_forward(launch, x, decay, a, v_init, theta_p, theta_n, k_p, k_n,
+                               surrogate, smooth, detach_reset, return_membrane):
+    """spikegrad::multilevel_forward on the module `launch` gives for x (_device.host_launch,
+    _device.cuda_launch): the CPU and CUDA kernels are this one body."""
     del detach_reset  # only the backward uses it
-    output, membrane, v_last = _forward_buffers(x, return_membrane)
-    _core.multilevel_forward(
-        _numpy(x), float(decay), theta_p, theta_n, k_p, k_n, _numpy(a), _numpy(v_init),
-        output.numpy(), membrane.numpy() if return_membrane else None, v_last.numpy(),
-        surrogate=surrogate, smooth=smooth)
+    module, launch_keywords, device_context = launch(x)
+    x = x.contiguous()
+    output, membrane, v_last = _forward_outputs(x, return_membrane)
+    with device_context:
+        module.multilevel_forward(
+            _decay(decay, x), theta_p, theta_n, k_p, k_n, _contiguous(a), _contiguous(v_init), x,
+            output, membrane if return_membrane else None, v_last, surrogate=surrogate,
+            smooth=smooth, **launch_keywords)
     return output, membrane, v_last
+
+
+@multilevel_forward.register_kernel("cpu")
+def _multilevel_forward_cpu(*args):
+    """spikegrad::multilevel_forward's CPU kernel."""
+    return _launch_multilevel_forward(_device.host_launch, *args)
 
 
 @multilevel_forward.register_kernel("cuda")
-def _multilevel_forward_cuda(x, decay, a, v_init, theta_p, theta_n, k_p, k_n, surrogate, smooth,
-                             detach_reset, return_membrane):
-    cuda = _device.cuda_module()
-    state = state_dtype(x.dtype)
-    x = x.contiguous()
-    a = _contiguous(a, "a", x, state)
-    v_init = _contiguous(v_init, "v_init", x, state)
-    decay_value, decay_device = _decay(decay, x)
-    T, N = x.shape
-    output, membrane, v_last = _forward_outputs(x, return_membrane)
-    with _device._device_guard(x):
-        cuda.multilevel_forward(
-            _dtype_name(x), T, N, decay_value, theta_p, theta_n, k_p, k_n, _ptr(a),
-            _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
-            _ptr(v_last), surrogate=surrogate, smooth=smooth, decay_device=decay_device,
-            stream=_device._stream(x))
-    return output, membrane, v_last
+def _multilevel_forward_cuda(*args):
+    """spikegrad::multilevel_forward's CUDA kernel."""
+    return _launch_multilevel_forward(_device.cuda_launch, *args)
 
 
 @torch.library.custom_op("spikegrad::multilevel_backward", mutates_args=())
@@ -118,64 +113,52 @@ def _(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last, theta_p, the
             x.new_empty((T,), dtype=a.dtype))
 
 
+def _launch_multilevel_backward(launch, x, decay, a, v_init, grad_output, grad_membrane,
+                                grad_v_last, theta_p, theta_n, k_p, k_n, surrogate, smooth,
+                                detach_reset, need_grad_decay, need_grad_a):
+    """spikegrad::multilevel_backward on the module `launch` gives for x, as
+    _launch_multilevel_forward. A gradient not needed gets no buffer (its float64 sums are
+    skipped) and is returned as NaN, never as a plausible number."""
+    module, launch_keywords, device_context = launch(x)
+    x = x.contiguous()
+    T, N = x.shape
+    grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
+    grad_v_init = torch.empty((N,), dtype=state_dtype(x.dtype), device=x.device)
+    grad_decay, grad_a = _gradient_sums(x, ((), (T,)))   # float64
+    workspace = _workspace(module.multilevel_backward_workspace_bytes(x), x)
+    with device_context:
+        module.multilevel_backward(
+            _decay(decay, x), theta_p, theta_n, k_p, k_n, _contiguous(a), _contiguous(v_init), x,
+            *_upstream(grad_output, grad_membrane, grad_v_last), grad_x, grad_v_init,
+            grad_decay if need_grad_decay else None, grad_a if need_grad_a else None, workspace,
+            surrogate=surrogate, smooth=smooth, detach_reset=detach_reset, **launch_keywords)
+    nan = float("nan")
+    return (grad_x, grad_v_init,
+            _like(grad_decay, decay) if need_grad_decay else x.new_full((), nan, dtype=decay.dtype),
+            _like(grad_a, a) if need_grad_a else x.new_full((T,), nan, dtype=a.dtype))
+
+
 @multilevel_backward.register_kernel("cpu")
 def _multilevel_backward_cpu(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last,
                              theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset,
                              need_grad_decay=True, need_grad_a=True):
-    """spikegrad::multilevel_backward's CPU kernel."""
-    T, N = x.shape
-    grad_x = torch.empty((T, N), dtype=x.dtype)
-    grad_v_init = torch.empty((N,), dtype=x.dtype)
-
-    def optional(g):
-        return None if g is None else _numpy(g)
-
-    grad_decay, grad_a = _core.multilevel_backward(
-        _numpy(x), float(decay), theta_p, theta_n, k_p, k_n, _numpy(a), _numpy(v_init),
-        optional(grad_output), optional(grad_membrane), optional(grad_v_last),
-        grad_x.numpy(), grad_v_init.numpy(), surrogate=surrogate, smooth=smooth,
-        detach_reset=detach_reset, need_grad_decay=need_grad_decay, need_grad_a=need_grad_a)
-    nan = float("nan")
-    return (grad_x, grad_v_init,
-            torch.tensor(nan if grad_decay is None else grad_decay, dtype=x.dtype),
-            torch.full((T,), nan, dtype=x.dtype) if grad_a is None
-            else torch.from_numpy(grad_a).to(x.dtype))
+    """spikegrad::multilevel_backward's CPU kernel: each gradient's sums apart."""
+    return _launch_multilevel_backward(
+        _device.host_launch, x, decay, a, v_init, grad_output, grad_membrane, grad_v_last,
+        theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset, need_grad_decay,
+        need_grad_a)
 
 
 @multilevel_backward.register_kernel("cuda")
 def _multilevel_backward_cuda(x, decay, a, v_init, grad_output, grad_membrane, grad_v_last,
                               theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset,
                               need_grad_decay=True, need_grad_a=True):
-    # no parameter sums (null pointers) when neither gradient is needed; both otherwise
-    cuda = _device.cuda_module()
-    state = state_dtype(x.dtype)
-    x = x.contiguous()
-    a = _contiguous(a, "a", x, state)
-    v_init = _contiguous(v_init, "v_init", x, state)
-    grad_output, grad_membrane, grad_v_last = _upstream(x, grad_output, grad_membrane,
-                                                        grad_v_last)
-    decay_value, decay_device = _decay(decay, x)
-    T, N = x.shape
-    name = _dtype_name(x)
-    grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
-    grad_v_init = torch.empty((N,), dtype=state, device=x.device)
+    """spikegrad::multilevel_backward's CUDA kernel: the launcher makes both gradients' sums or
+    neither (cuda.hpp)."""
     param_grads = need_grad_decay or need_grad_a
-    # decay, a[T] in float64, each its own tensor (custom-op outputs must not alias)
-    grads = [torch.empty(shape, dtype=torch.float64, device=x.device)
-             for shape in ((), (T,))] if param_grads else [None] * 2
-    workspace = _workspace(cuda.multilevel_backward_workspace_bytes(name, T, N), x)
-    with _device._device_guard(x):
-        cuda.multilevel_backward(
-            name, T, N, decay_value, theta_p, theta_n, k_p, k_n, _ptr(a), _ptr(v_init), _ptr(x),
-            _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last), _ptr(grad_x),
-            _ptr(grad_v_init), *map(_ptr, grads), _ptr(workspace), surrogate=surrogate,
-            smooth=smooth, detach_reset=detach_reset, decay_device=decay_device,
-            stream=_device._stream(x))
-    if not param_grads:   # as the CPU kernel: an unwanted gradient is NaN, never plausible
-        nan = float("nan")
-        return (grad_x, grad_v_init, x.new_full((), nan, dtype=decay.dtype),
-                x.new_full((T,), nan, dtype=a.dtype))
-    return grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1], a)
+    return _launch_multilevel_backward(
+        _device.cuda_launch, x, decay, a, v_init, grad_output, grad_membrane, grad_v_last,
+        theta_p, theta_n, k_p, k_n, surrogate, smooth, detach_reset, param_grads, param_grads)
 
 
 def _multilevel_setup_context(ctx, inputs, output):
@@ -304,23 +287,25 @@ def _(h, theta_p, theta_n, k):
     return h.new_empty((k, 2, 2), dtype=torch.float64)
 
 
+def _launch_pnb_partial_sums(launch, h, theta_p, theta_n, k):
+    """spikegrad::pnb_partial_sums on the module `launch` gives for h (CPU and CUDA)."""
+    module, launch_keywords, device_context = launch(h)
+    h = h.contiguous()
+    sums = torch.empty((k, 2, 2), dtype=torch.float64, device=h.device)
+    workspace = _workspace(module.pnb_workspace_bytes(h, k), h)
+    with device_context:
+        module.pnb_partial_sums(h, theta_p, theta_n, k, sums, workspace, **launch_keywords)
+    return sums
+
+
 @pnb_partial_sums.register_kernel("cpu")
 def _pnb_partial_sums_cpu(h, theta_p, theta_n, k):
-    return torch.from_numpy(_core.pnb_partial_sums(_numpy(h), theta_p, theta_n, k))
+    return _launch_pnb_partial_sums(_device.host_launch, h, theta_p, theta_n, k)
 
 
 @pnb_partial_sums.register_kernel("cuda")
 def _pnb_partial_sums_cuda(h, theta_p, theta_n, k):
-    cuda = _device.cuda_module()
-    if h.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"h must be float32 or float64, got {h.dtype}")
-    h = h.contiguous()
-    sums = torch.empty((k, 2, 2), dtype=torch.float64, device=h.device)
-    workspace = _workspace(cuda.pnb_workspace_bytes(h.numel(), k), h)
-    with _device._device_guard(h):
-        cuda.pnb_partial_sums(_dtype_name(h), _ptr(h), h.numel(), theta_p, theta_n, k,
-                              _ptr(sums), _ptr(workspace), stream=_device._stream(h))
-    return sums
+    return _launch_pnb_partial_sums(_device.cuda_launch, h, theta_p, theta_n, k)
 
 
 @torch.library.custom_op("spikegrad::pnb_partial_sums_backward", mutates_args=())
@@ -356,9 +341,10 @@ def _(h, grad_sums, theta_p, theta_n, k):
 
 @pnb_partial_sums_backward.register_kernel("cpu")
 def _pnb_partial_sums_backward_cpu(h, grad_sums, theta_p, theta_n, k):
-    grad_h = torch.empty_like(h, memory_format=torch.contiguous_format)
-    _core.pnb_partial_sums_backward(_numpy(h), _numpy(grad_sums.to(torch.float64)), theta_p,
-                                    theta_n, k, grad_h.numpy())
+    h = h.contiguous()
+    grad_h = torch.empty_like(h)
+    _core.pnb_partial_sums_backward(h, theta_p, theta_n, k,
+                                    grad_sums.to(torch.float64).contiguous(), grad_h)
     return grad_h
 
 

@@ -23,14 +23,12 @@ import torch
 
 from torch import Tensor
 
-from .. import _core
 from .._options import DEFAULT_SG_PARAM, check_number, check_options
 from . import _device
-from ._buffers import (NeuronOutput, _check_device, _check_x_dtype, _forward_buffers,
-                       _initial_membrane, _numpy, _optional_numpy, _parameter,
-                       parameter_gradient)
-from ._device import (_contiguous, _decay, _dtype_name, _forward_outputs, _like, _ptr,
-                      _upstream, _workspace, state_dtype)
+from ._buffers import (NeuronOutput, _check_device, _check_x_dtype, _initial_membrane,
+                       _parameter, parameter_gradient)
+from ._device import (_contiguous, _decay, _forward_outputs, _gradient_sums, _like, _upstream,
+                      _workspace, state_dtype)
 
 __all__ = ["neuron", "NeuronOutput", "neuron_forward", "neuron_backward"]
 
@@ -61,39 +59,33 @@ def _(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale, surr
     return x.new_empty((T, N)), membrane, x.new_empty((N,))
 
 
-@neuron_forward.register_kernel("cpu")
-def _neuron_forward_cpu(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale,
-                        surrogate, smooth, detach_reset, return_membrane):
-    """spikegrad::neuron_forward's CPU kernel."""
+def _launch_forward(launch, x, decay, threshold, sg_param, v_init, v_reset, charge, reset,
+                    scale, surrogate, smooth, detach_reset, return_membrane):
+    """spikegrad::neuron_forward on the module `launch` gives for x (_device.host_launch,
+    _device.cuda_launch): the CPU and CUDA kernels are this one body."""
     del detach_reset  # only the backward uses it
-    output, membrane, v_last = _forward_buffers(x, return_membrane)
-    _core.neuron_forward(
-        _numpy(x), float(decay), _numpy(threshold), v_reset, _numpy(sg_param),
-        _optional_numpy(v_init), output.numpy(), membrane.numpy() if return_membrane else None,
-        v_last.numpy(), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
-        smooth=smooth)
+    module, launch_keywords, device_context = launch(x)
+    x = x.contiguous()
+    output, membrane, v_last = _forward_outputs(x, return_membrane)
+    with device_context:
+        module.neuron_forward(
+            _decay(decay, x), v_reset, _contiguous(threshold), _contiguous(sg_param),
+            _contiguous(v_init), x, output, membrane if return_membrane else None, v_last,
+            charge=charge, reset=reset, scale=scale, surrogate=surrogate, smooth=smooth,
+            **launch_keywords)
     return output, membrane, v_last
+
+
+@neuron_forward.register_kernel("cpu")
+def _neuron_forward_cpu(*args):
+    """spikegrad::neuron_forward's CPU kernel."""
+    return _launch_forward(_device.host_launch, *args)
 
 
 @neuron_forward.register_kernel("cuda")
-def _neuron_forward_cuda(x, decay, threshold, sg_param, v_init, v_reset, charge, reset, scale,
-                         surrogate, smooth, detach_reset, return_membrane):
-    cuda = _device.cuda_module()
-    state = state_dtype(x.dtype)
-    x = x.contiguous()
-    threshold = _contiguous(threshold, "threshold", x, state)
-    sg_param = _contiguous(sg_param, "sg_param", x, state)
-    v_init = _contiguous(v_init, "v_init", x, state)
-    decay_value, decay_device = _decay(decay, x)
-    T, N = x.shape
-    output, membrane, v_last = _forward_outputs(x, return_membrane)
-    with _device._device_guard(x):
-        cuda.neuron_forward(
-            _dtype_name(x), T, N, decay_value, float(v_reset), _ptr(threshold), _ptr(sg_param),
-            _ptr(v_init), _ptr(x), _ptr(output), _ptr(membrane) if return_membrane else 0,
-            _ptr(v_last), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
-            smooth=smooth, decay_device=decay_device, stream=_device._stream(x))
-    return output, membrane, v_last
+def _neuron_forward_cuda(*args):
+    """spikegrad::neuron_forward's CUDA kernel."""
+    return _launch_forward(_device.cuda_launch, *args)
 
 
 @torch.library.custom_op("spikegrad::neuron_backward", mutates_args=())
@@ -124,64 +116,43 @@ def _(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane, grad_v_
             x.new_empty((T,), dtype=sg_param.dtype))
 
 
-@neuron_backward.register_kernel("cpu")
-def _neuron_backward_cpu(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane,
-                         grad_v_last, v_reset, charge, reset, scale, surrogate, smooth,
-                         detach_reset, param_grads=True):
-    """spikegrad::neuron_backward's CPU kernel."""
-    T, N = x.shape
-    grad_x = torch.empty((T, N), dtype=x.dtype)
-    grad_v_init = torch.empty((N,), dtype=x.dtype)
-
-    grad_decay, grad_threshold, grad_sg_param = _core.neuron_backward(
-        _numpy(x), float(decay), _numpy(threshold), v_reset, _numpy(sg_param),
-        _optional_numpy(v_init), _optional_numpy(grad_output), _optional_numpy(grad_membrane),
-        _optional_numpy(grad_v_last), grad_x.numpy(), grad_v_init.numpy(), charge=charge,
-        reset=reset, scale=scale, surrogate=surrogate, smooth=smooth,
-        detach_reset=detach_reset, param_grads=param_grads)
-    if not param_grads:
-        return (grad_x, grad_v_init, x.new_zeros(()), x.new_zeros((T,)), x.new_zeros((T,)))
-    return (grad_x, grad_v_init, torch.tensor(grad_decay, dtype=x.dtype),
-            torch.from_numpy(grad_threshold).to(x.dtype),
-            torch.from_numpy(grad_sg_param).to(x.dtype))
-
-
-@neuron_backward.register_kernel("cuda")
-def _neuron_backward_cuda(x, decay, threshold, sg_param, v_init, grad_output, grad_membrane,
-                          grad_v_last, v_reset, charge, reset, scale, surrogate, smooth,
-                          detach_reset, param_grads=True):
-    # v_init None: the kernel starts from zeros. param_grads=False: the kernel makes no
-    # parameter sums (null pointers) and the three parameter gradients are zeros, as on the CPU.
-    cuda = _device.cuda_module()
-    state = state_dtype(x.dtype)
+def _launch_backward(launch, x, decay, threshold, sg_param, v_init, grad_output, grad_membrane,
+                     grad_v_last, v_reset, charge, reset, scale, surrogate, smooth, detach_reset,
+                     param_grads=True):
+    """spikegrad::neuron_backward on the module `launch` gives for x, as _launch_forward.
+    v_init None: the kernel starts from zeros. param_grads=False: the kernel makes no parameter
+    sums (no gradient buffers) and the three parameter gradients are zeros."""
+    module, launch_keywords, device_context = launch(x)
     x = x.contiguous()
-    threshold = _contiguous(threshold, "threshold", x, state)
-    sg_param = _contiguous(sg_param, "sg_param", x, state)
-    v_init = _contiguous(v_init, "v_init", x, state)
-    grad_output, grad_membrane, grad_v_last = _upstream(x, grad_output, grad_membrane,
-                                                        grad_v_last)
-    decay_value, decay_device = _decay(decay, x)
     T, N = x.shape
-    name = _dtype_name(x)
     grad_x = torch.empty((T, N), dtype=x.dtype, device=x.device)
-    grad_v_init = torch.empty((N,), dtype=state, device=x.device)
-    # decay, theta[T], p[T] in float64; each its own tensor (custom-op outputs must not alias)
-    grads = [torch.empty(shape, dtype=torch.float64, device=x.device)
-             for shape in ((), (T,), (T,))] if param_grads else [None] * 3
-    workspace = _workspace(cuda.neuron_backward_workspace_bytes(name, T, N), x)
-    with _device._device_guard(x):
-        cuda.neuron_backward(
-            name, T, N, decay_value, float(v_reset), _ptr(threshold), _ptr(sg_param),
-            _ptr(v_init), _ptr(x), _ptr(grad_output), _ptr(grad_membrane), _ptr(grad_v_last),
-            _ptr(grad_x), _ptr(grad_v_init), *map(_ptr, grads),
-            _ptr(workspace), charge=charge, reset=reset, scale=scale, surrogate=surrogate,
-            smooth=smooth, detach_reset=detach_reset, decay_device=decay_device,
-            stream=_device._stream(x))
+    grad_v_init = torch.empty((N,), dtype=state_dtype(x.dtype), device=x.device)
+    # decay, theta[T], p[T] in float64
+    grads = _gradient_sums(x, ((), (T,), (T,))) if param_grads else [None] * 3
+    workspace = _workspace(module.neuron_backward_workspace_bytes(x), x)
+    with device_context:
+        module.neuron_backward(
+            _decay(decay, x), v_reset, _contiguous(threshold), _contiguous(sg_param),
+            _contiguous(v_init), x, *_upstream(grad_output, grad_membrane, grad_v_last), grad_x,
+            grad_v_init, *grads, workspace, charge=charge, reset=reset, scale=scale,
+            surrogate=surrogate, smooth=smooth, detach_reset=detach_reset, **launch_keywords)
     if not param_grads:
         return (grad_x, grad_v_init, x.new_zeros((), dtype=decay.dtype),
                 x.new_zeros((T,), dtype=threshold.dtype), x.new_zeros((T,), dtype=sg_param.dtype))
     return (grad_x, grad_v_init, _like(grads[0], decay), _like(grads[1], threshold),
             _like(grads[2], sg_param))
+
+
+@neuron_backward.register_kernel("cpu")
+def _neuron_backward_cpu(*args, **kwargs):
+    """spikegrad::neuron_backward's CPU kernel."""
+    return _launch_backward(_device.host_launch, *args, **kwargs)
+
+
+@neuron_backward.register_kernel("cuda")
+def _neuron_backward_cuda(*args, **kwargs):
+    """spikegrad::neuron_backward's CUDA kernel."""
+    return _launch_backward(_device.cuda_launch, *args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------
