@@ -161,6 +161,34 @@ inline DType torch_dtype(py::handle dtype_object, std::string& other_name) {
   return dtype;
 }
 
+// The attribute names read from a tensor, made once (interned): a tensor argument costs a few
+// attribute lookups and calls, not the making of their name strings.
+struct TensorNames {
+  py::object data_ptr, device, type, index, dtype, shape, is_contiguous;
+};
+
+inline const TensorNames& tensor_names() {
+  static const TensorNames* names = [] {
+    auto intern = [](const char* s) { return py::reinterpret_steal<py::object>(PyUnicode_InternFromString(s)); };
+    // never destroyed: Python objects must not be released after the interpreter is gone
+    return new TensorNames{intern("data_ptr"), intern("device"),        intern("type"), intern("index"),
+                           intern("dtype"),    intern("shape"), intern("is_contiguous")};
+  }();
+  return *names;
+}
+
+inline py::object get(py::handle obj, const py::object& attribute) {
+  PyObject* result = PyObject_GetAttr(obj.ptr(), attribute.ptr());
+  if (result == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(result);
+}
+
+inline py::object call(py::handle obj, const py::object& method) {
+  PyObject* result = PyObject_CallMethodObjArgs(obj.ptr(), method.ptr(), nullptr);
+  if (result == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(result);
+}
+
 inline const char* expected_kind(Placement where) {
   return where == Placement::Host ? "a numpy.ndarray or a CPU torch.Tensor" : "a torch.Tensor on a CUDA device";
 }
@@ -189,13 +217,14 @@ inline Buffer buffer(py::handle obj, const char* name, Placement where) {
     b.data = const_cast<void*>(a.data());
     return b;
   }
-  if (!py::hasattr(obj, "data_ptr")) {
+  const detail::TensorNames& names = detail::tensor_names();
+  if (!PyObject_HasAttr(obj.ptr(), names.data_ptr.ptr())) {
     type_error(std::string(name) + " must be " + detail::expected_kind(where) + ", got " + detail::type_name(obj));
   }
   // a torch tensor: its device first (a meta tensor has no data to point at)
   b.is_tensor = true;
-  const py::object device = obj.attr("device");
-  const py::object device_type = device.attr("type");
+  const py::object device = detail::get(obj, names.device);
+  const py::object device_type = detail::get(device, names.type);
   const char* wanted = where == Placement::Host ? "cpu" : "cuda";
   if (!PyUnicode_Check(device_type.ptr()) || PyUnicode_CompareWithASCIIString(device_type.ptr(), wanted) != 0) {
     value_error(std::string(name) +
@@ -204,20 +233,20 @@ inline Buffer buffer(py::handle obj, const char* name, Placement where) {
                 ", got a tensor on " + py::str(device_type).cast<std::string>());
   }
   if (where == Placement::Cuda) {
-    const py::object index = device.attr("index");
+    const py::object index = detail::get(device, names.index);
     b.device_index = index.is_none() ? -1 : index.cast<int>();
   }
-  b.dtype = detail::torch_dtype(obj.attr("dtype"), b.other_dtype);
-  const py::object shape = obj.attr("shape");  // torch.Size, a tuple
+  b.dtype = detail::torch_dtype(detail::get(obj, names.dtype), b.other_dtype);
+  const py::object shape = detail::get(obj, names.shape);  // torch.Size, a tuple
   if (!PyTuple_Check(shape.ptr())) type_error(std::string(name) + ".shape must be a tuple");
   b.shape.ndim = static_cast<int>(PyTuple_GET_SIZE(shape.ptr()));
   if (b.shape.ndim > Shape::kMaxDims) value_error(std::string(name) + " has too many dimensions");
   for (int d = 0; d < b.shape.ndim; ++d) {
     b.shape.dims[static_cast<std::size_t>(d)] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape.ptr(), d));
   }
-  b.contiguous = obj.attr("is_contiguous")().cast<bool>();
+  b.contiguous = detail::call(obj, names.is_contiguous).cast<bool>();
   b.writeable = true;  // torch has no read-only tensors
-  b.data = reinterpret_cast<void*>(obj.attr("data_ptr")().cast<std::uintptr_t>());
+  b.data = reinterpret_cast<void*>(detail::call(obj, names.data_ptr).cast<std::uintptr_t>());
   return b;
 }
 
@@ -328,7 +357,7 @@ struct ScalarArgument {
 
 inline ScalarArgument scalar_argument(py::handle obj, const char* name, Placement where, DType dtype) {
   ScalarArgument s;
-  if (!py::isinstance<py::array>(obj) && !py::hasattr(obj, "data_ptr")) {
+  if (!py::isinstance<py::array>(obj) && !PyObject_HasAttr(obj.ptr(), detail::tensor_names().data_ptr.ptr())) {
     const double value = PyFloat_AsDouble(obj.ptr());
     if (value == -1.0 && PyErr_Occurred()) {
       PyErr_Clear();
