@@ -1,7 +1,7 @@
 // bindings/adaptive_bindings.hpp — the DS-ATGO adaptive-threshold kernels (adaptive_cpu.hpp) on
 // host buffers. Included by core.cpp inside its anonymous namespace; its buffers are checked by
 // bindings/buffers.hpp, in core.cpp's calling convention; bind_adaptive(m) adds the ops.
-// Test: tests/test_atgo.py.
+// Test: tests/nn/test_atgo.py.
 #pragma once
 
 spikegrad::AdaptiveParams<double> adaptive_params_untyped(double decay, double v_reset, const std::string& threshold_mode,

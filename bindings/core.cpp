@@ -100,7 +100,7 @@ void neuron_forward(const py::object& decay_obj, double v_reset, const py::objec
 int64_t neuron_backward_workspace_bytes(const py::object& x_obj) {
   const Buffer x = spikegrad::bindings::buffer(x_obj, "x", kHost);
   require_time_major(x, false);
-  return bytes_of_doubles(spikegrad::neuron_backward_workspace_size(x.shape.dims[0], x.shape.dims[1]));
+  return static_cast<int64_t>(spikegrad::neuron_backward_workspace_bytes_cpu<double>(x.shape.dims[0], x.shape.dims[1]));
 }
 
 void neuron_backward(const py::object& decay_obj, double v_reset, const py::object& threshold_obj,
@@ -131,7 +131,7 @@ void neuron_backward(const py::object& decay_obj, double v_reset, const py::obje
   const Buffer grad_threshold = optional_argument(grad_threshold_obj, "grad_threshold", kHost, DType::Float64, {T}, kOut, f64);
   const Buffer grad_sg_param = optional_argument(grad_sg_param_obj, "grad_sg_param", kHost, DType::Float64, {T}, kOut, f64);
   const Buffer workspace = workspace_argument(workspace_obj, "workspace", kHost,
-                                              bytes_of_doubles(spikegrad::neuron_backward_workspace_size(T, N)));
+                                              static_cast<int64_t>(spikegrad::neuron_backward_workspace_bytes_cpu<double>(T, N)));
   require_no_overlap({{&x, kIn}, {&threshold, kIn}, {&sg_param, kIn}, {&v_init, kIn}, {&grad_output, kIn},
                       {&grad_membrane, kIn}, {&grad_v_last, kIn}, {&grad_x, kOut}, {&grad_v_init, kOut},
                       {&grad_decay, kOut}, {&grad_threshold, kOut}, {&grad_sg_param, kOut}, {&workspace, kOut}});
@@ -150,7 +150,7 @@ void neuron_backward(const py::object& decay_obj, double v_reset, const py::obje
                                    data_or_null<real>(grad_membrane), data_or_null<real>(grad_v_last),
                                    grad_x.as<real>(), grad_v_init.as<real>(), mutable_data_or_null<double>(grad_decay),
                                    mutable_data_or_null<double>(grad_threshold),
-                                   mutable_data_or_null<double>(grad_sg_param), workspace.as<double>(), num_threads);
+                                   mutable_data_or_null<double>(grad_sg_param), workspace.as<void>(), num_threads);
   });
 }
 

@@ -4,8 +4,8 @@
 // all on x's device; the stream is a keyword (an integer, a cudaStream_t). The caller owns every
 // buffer, workspaces included. Compiled by the host compiler; the kernels are in the static
 // library spikegrad::cuda. Test: tests/cuda/test_cuda*.py.
-#include <spikegrad/adaptive_cpu.hpp>  // parse_threshold_mode, parse_tgo_driver
 #include <spikegrad/cuda.hpp>
+#include <spikegrad/options.hpp>  // parse_threshold_mode, parse_tgo_driver
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

@@ -12,7 +12,7 @@
 //      messages, written to threshold[t], sg_param[t], std[t].
 // After step T-1 one fire kernel writes o[T-1] and v_last. The statistics, thresholds and widths are
 // the CPU's bits: each neuron's charge, deviation and fire, and the equations, are adaptive_element.hpp's
-// (the CPU forward calls the same functions). Test: tests/test_cuda.py (on a GPU).
+// (the CPU forward calls the same functions). Test: tests/cuda/test_cuda.py (on a GPU).
 #include "common.cuh"
 #include "spikegrad/adaptive_element.hpp"
 #include "spikegrad/detail/parallel.hpp"  // kNeuronBlock, neuron_num_blocks: the CPU's blocks

@@ -1,6 +1,6 @@
 // cpp/cuda/common.cuh — what every CUDA kernel file shares: dtype storage (load/store), the
 // fixed-order float64 block reduction, the second-stage sum of per-block partials, error checks.
-// Test: tests/test_cuda.py (on a GPU); the order's host twin in cpp/tests/test_cuda_api.cpp.
+// Test: tests/cuda/test_cuda.py (on a GPU); the order's host twin in cpp/tests/test_cuda_api.cpp.
 #pragma once
 
 #include <cuda_bf16.h>

@@ -2,7 +2,7 @@
 // CPU launchers (neuron_forward_cuda<real>, ...) and the launchers by run-time dtype, both onto
 // the neuron's launchers per state dtype (neuron_cuda.cuh, compiled in the translation units of
 // spikegrad_instance_sources), and the canonical float64 sum order on the host and the device.
-// Test: tests/test_cuda.py, cpp/tests/test_cuda_api.cpp.
+// Test: tests/cuda/test_cuda.py, cpp/tests/test_cuda_api.cpp.
 #include "common.cuh"
 #include "neuron_cuda.cuh"
 #include "spikegrad/portable.hpp"

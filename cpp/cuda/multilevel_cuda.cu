@@ -3,7 +3,7 @@
 // loops call the same functions); the same chunked recompute and fixed-order float64 reductions
 // as neuron_cuda.cuh. The typed siblings (multilevel_forward_cuda, ...) and the DType launchers
 // (cuda::multilevel_forward, ...) both end in the launchers here.
-// Test: tests/test_cuda.py (on a GPU), cpp/tests/test_cuda_api.cpp (host side).
+// Test: tests/cuda/test_cuda.py (on a GPU), cpp/tests/test_cuda_api.cpp (host side).
 
 #include "common.cuh"
 #include "spikegrad/multilevel_element.hpp"

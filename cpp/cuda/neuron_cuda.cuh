@@ -5,7 +5,7 @@
 // value for every thread of a launch, so the switch never diverges). The launchers are
 // instantiated per state dtype and direction by spikegrad_instance_sources
 // (cmake/SpikegradInstances.cmake); float16 and bfloat16 storage run the float kernels.
-// Test: tests/test_cuda.py (on a GPU).
+// Test: tests/cuda/test_cuda.py (on a GPU).
 #pragma once
 
 #include <algorithm>

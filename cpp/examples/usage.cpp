@@ -1,4 +1,4 @@
-// usage.cpp — the 20-line usage example of docs/cpp.md, verbatim below this header (tests/test_golden.py
+// usage.cpp — the 20-line usage example of docs/cpp.md, verbatim below this header (tests/ref/test_golden.py
 // checks that they agree), built and run by CTest so that the documented example keeps compiling.
 #include <spikegrad/spikegrad.hpp>
 #include <vector>

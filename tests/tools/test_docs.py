@@ -1,6 +1,7 @@
 """The documentation holds together: relative links and anchors resolve inside the
-repository, every `docs/spec.md §N` citation names a section that exists, and no document
-carries development history. Plain text checks; spikegrad is not imported."""
+repository, every `docs/spec.md §N` citation names a section that exists, every repository
+path a comment or document names exists, and no document carries development history. Plain
+text checks; spikegrad is not imported."""
 
 import re
 import subprocess
@@ -151,3 +152,32 @@ def test_no_development_history(doc):
              for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
              for marker in HISTORY_MARKERS if marker in line.lower()]
     assert not found, "development history in a document:\n" + "\n".join(found)
+
+
+# A path into the repository named in code or docs: a top-level directory of the tree, then
+# path segments, ending in a file name with an extension (globs allowed: tests/cuda/test_*.py).
+REPO_PATH = re.compile(
+    r"(?<![\w./-])((?:bindings|cpp|cmake|docs|pyref|tests|tools|\.ci)/[\w./*-]*[\w*]\.[a-z]+)\b")
+
+
+def cited_paths():
+    for path in tracked_text_files():
+        if path.name == "CHANGELOG.md":       # history may name files that are gone
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            for m in REPO_PATH.finditer(line):
+                yield path, number, m.group(1)
+
+
+def test_cited_paths_exist():
+    """Every repository path a comment or document names (tests/ops/test_ops.py,
+    cpp/include/spikegrad/options.hpp, ...) exists, so that a reader can open it."""
+    missing = []
+    for path, number, cited in cited_paths():
+        if not any(ROOT.glob(cited)) and not (ROOT / cited).exists():
+            missing.append(f"{path.relative_to(ROOT)}:{number}: {cited}")
+    assert not missing, "paths that do not exist:\n" + "\n".join(missing)

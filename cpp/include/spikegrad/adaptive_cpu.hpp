@@ -1,7 +1,7 @@
 // spikegrad/adaptive_cpu.hpp — DS-ATGO's adaptive threshold (docs/spec.md §2, "AT") and TGO width
 // schedule (docs/spec.md §5) in the fused CPU forward: between charge and fire, one float64 reduction of
 // h[t] over all N neurons sets theta[t] and the surrogate width k_t. The C++ twin of
-// pyref/adaptive.py. Test: tests/test_atgo.py compares it with spikegrad.ref.adaptive;
+// pyref/adaptive.py. Test: tests/nn/test_atgo.py compares it with spikegrad.ref.adaptive;
 // cpp/tests/test_family_siblings.cpp the entry points with each other.
 //
 // The backward is neuron_backward_cpu with the recorded thresholds and widths: theta[t] and k_t

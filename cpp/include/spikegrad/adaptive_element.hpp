@@ -3,7 +3,7 @@
 // and one neuron's charge, squared deviation and fire, written once as SPIKEGRAD_HD functions.
 // The CPU forward (adaptive_cpu.hpp) and the CUDA forward (cpp/cuda/adaptive_cuda.cu) both call
 // them, so the statistics, thresholds and widths are the same bits on both. No OpenMP, no kernel.
-// Test: tests/test_atgo.py (CPU against spikegrad.ref.adaptive), tests/test_cuda.py (GPU).
+// Test: tests/nn/test_atgo.py (CPU against spikegrad.ref.adaptive), tests/cuda/test_cuda.py (GPU).
 #pragma once
 
 #include <cmath>

@@ -1,7 +1,7 @@
 // spikegrad/cuda.hpp — the CUDA kernels' host launchers (CMake target spikegrad::cuda). A plain
 // C++ header: including it needs no CUDA headers; pointers are device pointers, the stream is a
 // cudaStream_t passed as void*. Implemented in cpp/cuda/*.cu; design in docs/cuda.md.
-// Test: tests/test_cuda.py (needs a GPU; tools/gpu_check.sh runs it), cpp/tests/test_cuda_api.cpp.
+// Test: tests/cuda/test_cuda.py (needs a GPU; tools/gpu_check.sh runs it), cpp/tests/test_cuda_api.cpp.
 //
 // The multi-level, PNB and DS-ATGO families also have typed siblings of their CPU entry points
 // (end of this file, namespace spikegrad): X_cuda<real> takes the CPU's X_cpu<real> parameter

@@ -1,7 +1,7 @@
 // spikegrad/multilevel_cpu.hpp — the multi-level circulate-firing (CF) neuron of docs/spec.md §6 (the CF paper)
 // and its BPTT backward on the CPU: fused over T, OpenMP over fixed-size blocks of neurons, each
 // neuron's step multilevel_element.hpp's (the CUDA kernels' too). The C++ twin of
-// pyref/multilevel.py. Test: tests/test_multilevel.py compares it with spikegrad.ref;
+// pyref/multilevel.py. Test: tests/kernels/test_multilevel.py compares it with spikegrad.ref;
 // cpp/tests/test_family_siblings.cpp the entry points with each other.
 #pragma once
 

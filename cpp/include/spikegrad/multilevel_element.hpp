@@ -3,7 +3,7 @@
 // SPIKEGRAD_HD functions. The CPU block loops (multilevel_cpu.hpp) and the CUDA kernels
 // (cpp/cuda/multilevel_cuda.cu) both call these steps, so both make the operations of
 // pyref/multilevel.py in its order. No OpenMP, no kernel: plain C++ a CUDA file can include.
-// Test: tests/test_multilevel.py (CPU against spikegrad.ref), tests/test_cuda.py (GPU against CPU).
+// Test: tests/kernels/test_multilevel.py (CPU against spikegrad.ref), tests/cuda/test_cuda.py (GPU against CPU).
 #pragma once
 
 #include <cmath>

@@ -1,7 +1,7 @@
 // spikegrad/pnb_cpu.hpp — the partial sums of the PNB loss (docs/spec.md §6, the CF paper's Eqs. 18-21) on the
 // CPU: per (level, sign), S_w = sum w and S_hw = sum h w over one layer's membranes, in float64 and
 // in the fixed order pyref/pnb.py mirrors; each element's region and weight pnb_element.hpp's.
-// Test: tests/test_multilevel.py, cpp/tests/test_family_siblings.cpp.
+// Test: tests/kernels/test_multilevel.py, cpp/tests/test_family_siblings.cpp.
 #pragma once
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // spikegrad/pnb_element.hpp — the PNB loss's partial sums (docs/spec.md §6, the CF paper's Eqs. 18-21):
 // their parameters and checks, and one element's region test and weight, written once as
 // SPIKEGRAD_HD functions for the CPU sums (pnb_cpu.hpp) and the CUDA kernel
-// (cpp/cuda/multilevel_cuda.cu). No OpenMP, no kernel. Test: tests/test_multilevel.py.
+// (cpp/cuda/multilevel_cuda.cu). No OpenMP, no kernel. Test: tests/kernels/test_multilevel.py.
 #pragma once
 
 #include <cmath>

@@ -6,7 +6,7 @@
 // exact operations (comparisons, negation, scaling by a power of two) are used, and the library
 // compiles without FMA contraction (-ffp-contract=off, nvcc -fmad=false), so every backend
 // evaluates them exactly as written. Used by DS-ATGO (adaptive_cpu.hpp, cpp/cuda/adaptive_cuda.cu;
-// docs/atgo.md). Test: tests/test_atgo.py (against the reference, bit for bit), cpp/tests/test_adaptive.cpp.
+// docs/atgo.md). Test: tests/nn/test_atgo.py (against the reference, bit for bit), cpp/tests/test_adaptive.cpp.
 #pragma once
 
 #include <cstdint>
@@ -76,7 +76,7 @@ namespace detail {
 // tanh by a fixed algorithm: fdlibm's s_tanh.c on fdlibm's s_expm1.c (FreeBSD msun; the algorithm
 // of glibc's generic double tanh), with the high-word tests written as comparisons of |x| with the
 // doubles whose high words they test and the bit insertions as exact powers of two. Within 2 ulp of
-// the correctly rounded tanh (tests/test_atgo.py checks it against np.tanh on a dense sweep).
+// the correctly rounded tanh (tests/nn/test_atgo.py checks it against np.tanh on a dense sweep).
 // ---------------------------------------------------------------------------------------------
 
 // 2^k, exactly, for -1022 <= k <= 1023 (the bits of the double).
