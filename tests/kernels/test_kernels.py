@@ -197,10 +197,11 @@ def test_absent_v_init_and_skipped_parameter_sums_change_no_bits(dtype, T, N):
         grad_x, grad_v_init = np.empty_like(x), np.empty(N, dtype)
         # the parameter gradients' buffers, or None for all three: no sums made
         sums = (np.empty(()), np.empty(T), np.empty(T)) if param_grads else (None, None, None)
-        workspace = np.empty(max(_core.neuron_backward_workspace_bytes(x), 8), np.uint8)
+        # filled with a marker: without the sums the kernel must not touch it
+        workspace = np.full(max(_core.neuron_backward_workspace_bytes(x), 8), 0xAB, np.uint8)
         _core.neuron_backward(0.25, 0.0, theta, p, v_init, x, g, None, None, grad_x,
                               grad_v_init, *sums, workspace, detach_reset=False, **options)
-        return grad_x, grad_v_init, sums
+        return grad_x, grad_v_init, sums, workspace
 
     zeros = np.zeros(N, dtype)
     for a, b in zip(forward(None), forward(zeros)):
@@ -214,7 +215,8 @@ def test_absent_v_init_and_skipped_parameter_sums_change_no_bits(dtype, T, N):
         shortcut = backward(v_init, False)
         assert_bitwise_equal(shortcut[0], full[0], "grad_x")
         assert_bitwise_equal(shortcut[1], full[1], "grad_v_init")
-        assert shortcut[2] == (None, None, None)
+        assert (shortcut[3] == 0xAB).all(), "the workspace was written without parameter sums"
+    assert (full[3] != 0xAB).any(), "the workspace was not used for the parameter sums"
     with_none = backward(None, True)
     assert with_none[2][0] == full[2][0]
     assert_bitwise_equal(with_none[2][1], full[2][1], "grad_threshold")
