@@ -211,13 +211,16 @@ SPIKEGRAD_PASS void recompute_steps(int64_t n, int64_t stride, const real* x, re
   for (int u = 0; u < U; ++u) theta_u[u] = theta[u];
   if constexpr (Smooth) {
     static_assert(U == 1, "smooth passes run one step");
+    // only a reset makes v from s: without one, v = h and F(z) (an atan, say) is not made here
+    constexpr bool kResetReadsSpike = R != Reset::None;
     real s[kNeuronBlock];
     spike_argument_row<real, C, S>(n, x, v, lam, v_reset, theta_u[0], z);
-    surrogate_rows<real>(g, n, z, p[0], s, nullptr, nullptr);
+    if constexpr (kResetReadsSpike) surrogate_rows<real>(g, n, z, p[0], s, nullptr, nullptr);
     SPIKEGRAD_IVDEP
     for (int64_t i = 0; i < n; ++i) {
       v_prev[i] = v[i];
-      v[i] = forward_element<real, C, R, S, true>(x[i], v[i], lam, v_reset, theta_u[0], SmoothSpikeOf<real>{s[i]}).v;
+      const real spike = kResetReadsSpike ? s[i] : static_cast<real>(0);
+      v[i] = forward_element<real, C, R, S, true>(x[i], v[i], lam, v_reset, theta_u[0], SmoothSpikeOf<real>{spike}).v;
     }
   } else {
     SPIKEGRAD_IVDEP
@@ -245,16 +248,23 @@ struct StepRows {
   real* row(int u) const { return latest - u * stride; }
 };
 
+// Whether backward_element reads the spike s: through the hard reset's dv/dh = 1 - s, the soft
+// reset's dv/dtheta and TrSG's do/dtheta (docs/spec.md §8). In smooth mode s = F(z) costs a
+// transcendental per element for some surrogates (atan), so a pass without these makes no F(z).
+template <Reset R, Scale S>
+inline constexpr bool kBackwardReadsSpike = R != Reset::None || S == Scale::ThresholdRobust;
+
 // backward_element's surrogate values: element i of rows made beforehand (the primitive's row
-// only in smooth mode, the parameter derivative's only with parameter gradients).
-template <typename real, bool Smooth, bool ParamGrads>
+// only when the backward reads the smooth spike, the parameter derivative's only with
+// parameter gradients; 0 in their place otherwise, never read).
+template <typename real, bool Primitive, bool ParamGrads>
 struct SurrogateRowsAt {
   const real* primitive;
   const real* derivative;
   const real* param_derivative;
   int64_t i;
   SurrogateValues<real> operator()(real) const {
-    return {Smooth ? primitive[i] : static_cast<real>(0), derivative[i],
+    return {Primitive ? primitive[i] : static_cast<real>(0), derivative[i],
             ParamGrads ? param_derivative[i] : static_cast<real>(0)};
   }
 };
@@ -275,18 +285,19 @@ SPIKEGRAD_PASS void backward_steps(int64_t n, StepRows<const real> x, StepRows<c
                                    Surrogate g) {
   static_assert(!ParamGrads || U == 1, "passes that sum parameter gradients run one step");
   static_assert(!Smooth || U == 1, "smooth passes run one step");
+  constexpr bool kPrimitive = Smooth && kBackwardReadsSpike<R, S>;
   real theta_u[U];
   for (int u = 0; u < U; ++u) theta_u[u] = theta[-u];  // theta[-u], p[-u]: the steps t - u
   real derivative[U][kNeuronBlock];
   real param_derivative[kNeuronBlock];  // ParamGrads only
-  real primitive[kNeuronBlock];         // Smooth only
+  real primitive[kNeuronBlock];         // kPrimitive only
   for (int u = 0; u < U; ++u) {
     real z_made[kNeuronBlock];
     const real* z = z_rows.latest != nullptr ? z_rows.row(u) : z_made;
     if (z_rows.latest == nullptr) {
       spike_argument_row<real, C, S>(n, x.row(u), v_prev.row(u), lam, v_reset, theta_u[u], z_made);
     }
-    surrogate_rows<real>(g, n, z, p[-u], Smooth ? primitive : nullptr, derivative[u],
+    surrogate_rows<real>(g, n, z, p[-u], kPrimitive ? primitive : nullptr, derivative[u],
                          ParamGrads ? param_derivative : nullptr);
   }
   SPIKEGRAD_IVDEP
@@ -296,7 +307,7 @@ SPIKEGRAD_PASS void backward_steps(int64_t n, StepRows<const real> x, StepRows<c
     for (int u = 0; u < U; ++u) {
       const BackwardElement<real> e = backward_element<real, C, R, S, Smooth, Detach>(
           x(u, i), v_prev(u, i), g_out(u, i), g_mem(u, i), grad_v, lam, v_reset, theta_u[u],
-          SurrogateRowsAt<real, Smooth, ParamGrads>{primitive, derivative[u], param_derivative, i});
+          SurrogateRowsAt<real, kPrimitive, ParamGrads>{primitive, derivative[u], param_derivative, i});
       g_x(u, i) = e.grad_x;
       grad_v = e.grad_v_prev;
       if constexpr (ParamGrads) {
